@@ -1,0 +1,41 @@
+# Two entry points for a fresh Debian/Ubuntu machine with Python 3.11 (see README):
+#   make run   set up .venv and the dataset, then `dvc repro` the pipeline
+#   make test  the same set-up, then the whole test suite
+# Both are idempotent: the venv is rebuilt only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.ganpipe-installed
+FMNIST := /usr/share/datasets/fashion-mnist
+PYTEST_ARGS ?=
+
+.PHONY: run test setup dataset
+
+run: setup dataset
+	$(VENV)/bin/dvc repro
+
+test: setup dataset
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# Fashion-MNIST from Debian's package, or Keras' cache; never downloaded at run time.
+dataset:
+	@if $(PY) -c 'from ganpipe.data import find_fashion_mnist; find_fashion_mnist()' 2>/dev/null; then \
+	  echo "dataset: Fashion-MNIST found"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "dataset: installing Debian package dataset-fashion-mnist"; \
+	  (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)) && test -d $(FMNIST); \
+	else \
+	  echo "dataset: Fashion-MNIST is missing. Run as root: apt-get install -y dataset-fashion-mnist"; \
+	  echo "         (or fill Keras' cache: python -c 'import keras; keras.datasets.fashion_mnist.load_data()')"; \
+	  exit 1; \
+	fi

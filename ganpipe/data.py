@@ -1,0 +1,543 @@
+"""Data sources and the ``prepare`` stage's logic.
+
+Sources (``prepare.source``):
+
+- ``fashion-mnist``: the four IDX ``.gz`` files from Debian's ``dataset-fashion-mnist`` package
+  (``/usr/share/datasets/fashion-mnist``) or, where that is absent, Keras' dataset cache. Each file's
+  decompressed bytes are checked against the SHA-256 of the published files. (Debian recompresses the
+  archives, so the published ``.gz`` MD5s do not apply to its copies; the decompressed content is the same.)
+- ``idx:<dir>``: any MNIST-format IDX directory, gzipped or raw.
+- ``images:<dir>``: PNG/JPEG files, one subfolder per class or flat (unlabelled).
+- ``npz:<file>``: array ``x`` (N,H,W) or (N,H,W,C) uint8 and an optional integer ``y``.
+
+Every error names the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import re
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import DataError
+from .io import load_npz, save_npz, sha256_file, write_json
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+FASHION_MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+# SHA-256 of the decompressed files, equal for the publisher's archives (whose published MD5s are
+# 8d4fb7e6..., 25c81989..., bef4ecab..., bb300cfd...) and for Debian's recompressed copies.
+FASHION_MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass
+class Split:
+    """Images (an (N,H,W,C) uint8 array, or a list of (H,W,C) arrays of mixed sizes) and labels."""
+
+    x: np.ndarray | list
+    y: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def take(self, idx: np.ndarray) -> "Split":
+        x = self.x[idx] if isinstance(self.x, np.ndarray) else [self.x[i] for i in idx]
+        return Split(x, None if self.y is None else self.y[idx])
+
+
+@dataclass
+class RawData:
+    source: str
+    train: Split
+    test: Split | None  # None: the source has no split of its own
+    class_names: list[str] | None
+    files: dict[str, str]  # file name -> SHA-256 of its (decompressed) content
+    skipped: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# IDX
+
+
+def _read_maybe_gzip(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    if data[:2] != b"\x1f\x8b":
+        return data
+    try:
+        return gzip.decompress(data)
+    except EOFError:
+        raise DataError(f"{path}: truncated gzip file (ends before the end of its compressed stream)") from None
+    except (gzip.BadGzipFile, zlib.error, OSError) as e:
+        raise DataError(f"{path}: corrupt gzip file ({e})") from None
+
+
+def parse_idx(data: bytes, path: Path | str) -> np.ndarray:
+    """Parse IDX bytes of unsigned bytes (magic 0x0000 08 NN) into an array."""
+    if len(data) < 4:
+        raise DataError(f"{path}: too short for an IDX header ({len(data)} bytes)")
+    if data[0] != 0 or data[1] != 0 or data[2] != 0x08 or not 1 <= data[3] <= 4:
+        raise DataError(
+            f"{path}: wrong IDX magic number 0x{data[:4].hex()} (expected 0x000008NN: unsigned bytes, N=1..4 dimensions)"
+        )
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    dims = struct.unpack(f">{ndim}I", data[4:header])
+    expected = int(np.prod(dims, dtype=np.int64))
+    actual = len(data) - header
+    if actual != expected:
+        raise DataError(
+            f"{path}: data size does not match the header: {actual} bytes after the header, "
+            f"dimensions {'x'.join(map(str, dims))} need {expected}"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def read_idx(path: str | os.PathLike) -> tuple[np.ndarray, str]:
+    """Read an IDX file (gzipped or raw); return the array and the SHA-256 of the raw IDX bytes."""
+    path = Path(path)
+    data = _read_maybe_gzip(path)
+    return parse_idx(data, path), hashlib.sha256(data).hexdigest()
+
+
+def _idx_images(arr: np.ndarray, path: Path) -> np.ndarray:
+    if arr.ndim == 3:
+        return arr[..., None]
+    if arr.ndim == 4 and arr.shape[-1] in (1, 3, 4):
+        return arr
+    raise DataError(f"{path}: image IDX must have shape (N,H,W) or (N,H,W,C), got {arr.shape}")
+
+
+def _idx_labels(arr: np.ndarray, path: Path, n: int, images: Path) -> np.ndarray:
+    if arr.ndim != 1:
+        raise DataError(f"{path}: label IDX must have one dimension, got shape {arr.shape}")
+    if len(arr) != n:
+        raise DataError(f"{path}: {len(arr)} labels but {images.name} has {n} images")
+    return arr.astype(np.int64)
+
+
+def _idx_split(images: Path, labels: Path | None, files: dict[str, str]) -> Split:
+    x, digest = read_idx(images)
+    files[images.name] = digest
+    x = _idx_images(x, images)
+    y = None
+    if labels is not None:
+        ly, digest = read_idx(labels)
+        files[labels.name] = digest
+        y = _idx_labels(ly, labels, len(x), images)
+    return Split(x, y)
+
+
+_IDX_NAME = re.compile(r"^(?P<prefix>.*?)[-_.]?(?P<kind>images|labels)[-_.]idx(?P<ndim>\d)[-_.]ubyte(\.gz)?$")
+
+
+def load_idx_dir(directory: str | os.PathLike, source: str | None = None) -> RawData:
+    """Load an MNIST-format IDX directory.
+
+    Files are named ``<prefix>-images-idx3-ubyte[.gz]`` and ``<prefix>-labels-idx1-ubyte[.gz]``.
+    Prefixes ``train`` and ``t10k``/``test`` give the split; a single prefix is split later.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"{directory}: IDX directory not found")
+    groups: dict[str, dict[str, Path]] = {}
+    for f in sorted(directory.iterdir()):
+        m = _IDX_NAME.match(f.name)
+        if m and f.is_file():
+            kinds = groups.setdefault(m["prefix"], {})
+            if m["kind"] in kinds:
+                raise DataError(f"{f}: duplicate {m['kind']} file for prefix {m['prefix']!r} (also {kinds[m['kind']].name})")
+            kinds[m["kind"]] = f
+    groups = {k: v for k, v in groups.items() if "images" in v}
+    if not groups:
+        raise DataError(f"{directory}: no IDX image file (*-images-idx3-ubyte[.gz]) in this folder")
+    files: dict[str, str] = {}
+    test_key = next((k for k in ("t10k", "test") if k in groups), None)
+    if "train" in groups and test_key:
+        train = _idx_split(groups["train"]["images"], groups["train"].get("labels"), files)
+        test = _idx_split(groups[test_key]["images"], groups[test_key].get("labels"), files)
+        if (train.y is None) != (test.y is None):
+            raise DataError(f"{directory}: labels exist for only one of the train and test splits")
+    elif len(groups) == 1:
+        (g,) = groups.values()
+        train, test = _idx_split(g["images"], g.get("labels"), files), None
+    else:
+        raise DataError(
+            f"{directory}: several IDX image sets ({', '.join(sorted(groups))}); expected one, or 'train' with 't10k'/'test'"
+        )
+    if test is not None and train.x.shape[1:] != test.x.shape[1:]:
+        raise DataError(f"{directory}: train images are {train.x.shape[1:]} but test images are {test.x.shape[1:]}")
+    return RawData(source or f"idx:{directory}", train, test, None, files)
+
+
+# --------------------------------------------------------------------------------------------
+# Fashion-MNIST
+
+
+def fashion_mnist_dirs() -> list[Path]:
+    """Where Fashion-MNIST is looked for, in order: Debian's package, then Keras' dataset cache."""
+    dirs = [DEBIAN_FASHION_MNIST_DIR]
+    if os.environ.get("KERAS_HOME"):
+        dirs.append(Path(os.environ["KERAS_HOME"]) / "datasets" / "fashion-mnist")
+    dirs += [Path.home() / ".keras" / "datasets" / "fashion-mnist", Path("/tmp/.keras/datasets/fashion-mnist")]
+    return dirs
+
+
+def _fashion_file(directory: Path, name: str) -> Path | None:
+    for candidate in (directory / f"{name}.gz", directory / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_fashion_mnist(dirs: Sequence[Path] | None = None) -> Path:
+    dirs = fashion_mnist_dirs() if dirs is None else dirs
+    for d in dirs:
+        if all(_fashion_file(d, n) for n in FASHION_MNIST_FILES.values()):
+            return d
+    raise DataError(
+        "fashion-mnist: the dataset was not found in "
+        + ", ".join(str(d) for d in dirs)
+        + ". On Debian/Ubuntu run (as root) 'apt-get install -y dataset-fashion-mnist'; elsewhere load it once "
+        "with keras.datasets.fashion_mnist.load_data() on a machine with internet to fill Keras' cache."
+    )
+
+
+def load_fashion_mnist(directory: str | os.PathLike | None = None) -> RawData:
+    """Load Fashion-MNIST, verifying each file against the published checksums."""
+    directory = find_fashion_mnist() if directory is None else Path(directory)
+    files: dict[str, str] = {}
+    arrays = {}
+    for key, name in FASHION_MNIST_FILES.items():
+        path = _fashion_file(directory, name)
+        if path is None:
+            raise DataError(f"{directory / (name + '.gz')}: file not found")
+        data = _read_maybe_gzip(path)
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != FASHION_MNIST_SHA256[name]:
+            raise DataError(
+                f"{path}: checksum mismatch: content SHA-256 {digest[:16]}... differs from the published "
+                f"Fashion-MNIST file's {FASHION_MNIST_SHA256[name][:16]}..."
+            )
+        files[name] = digest
+        arrays[key] = parse_idx(data, path)
+    train = Split(arrays["train_images"][..., None], arrays["train_labels"].astype(np.int64))
+    test = Split(arrays["test_images"][..., None], arrays["test_labels"].astype(np.int64))
+    return RawData("fashion-mnist", train, test, list(FASHION_MNIST_CLASSES), files)
+
+
+# --------------------------------------------------------------------------------------------
+# image folders
+
+
+def _is_image(p: Path) -> bool:
+    return p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Decode one PNG/JPEG into an (H,W,C) uint8 array with C = 1 (grey) or 3 (RGB)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: empty file (0 bytes)")
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("L", "I;16", "I", "F", "1") and im.mode != "L":
+                im = im.convert("L")
+            elif im.mode not in ("L", "RGB"):
+                im = im.convert("LA" if im.mode in ("LA", "La") else "RGB")
+                if im.mode == "LA":
+                    im = im.convert("L")
+            arr = np.asarray(im, dtype=np.uint8)
+    except DataError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"{path}: unreadable image ({e})") from None
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def load_image_dir(directory: str | os.PathLike, on_bad_image: str = "fail") -> RawData:
+    """Load PNG/JPEG images: one subfolder per class (labels from sorted names) or flat, unlabelled."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"{directory}: image folder not found")
+    entries = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
+    subdirs = [p for p in entries if p.is_dir()]
+    top_images = [p for p in entries if _is_image(p)]
+    if subdirs and top_images:
+        raise DataError(f"{directory}: mixes image files ({top_images[0].name}, ...) with class folders; use one layout")
+    if subdirs:
+        class_names = [d.name for d in subdirs]
+        paths, labels = [], []
+        for label, d in enumerate(subdirs):
+            imgs = sorted(p for p in d.rglob("*") if _is_image(p))
+            if not imgs:
+                raise DataError(f"{d}: class folder has no PNG/JPEG images")
+            paths += imgs
+            labels += [label] * len(imgs)
+    else:
+        class_names = None
+        paths, labels = top_images, None
+        if not paths:
+            raise DataError(f"{directory}: empty folder (no PNG/JPEG images and no class folders)")
+    images, kept, skipped = [], [], []
+    h = hashlib.sha256()
+    for i, path in enumerate(paths):
+        try:
+            images.append(read_image(path))
+        except DataError:
+            if on_bad_image != "skip":
+                raise
+            skipped.append(str(path.relative_to(directory)))
+            continue
+        kept.append(i)
+        h.update(f"{path.relative_to(directory)}\0{sha256_file(path)}\n".encode())
+    if not images:
+        raise DataError(f"{directory}: every image was unreadable ({len(skipped)} skipped)")
+    channels = {im.shape[-1] for im in images}
+    if len(channels) > 1:  # mixed grey and colour: lift grey to RGB
+        images = [to_channels(im[None], 3)[0] for im in images]
+    y = None if labels is None else np.asarray(labels, dtype=np.int64)[kept]
+    files = {f"{directory.name}/ ({len(images)} images)": h.hexdigest()}
+    return RawData(f"images:{directory}", Split(images, y), None, class_names, files, skipped)
+
+
+# --------------------------------------------------------------------------------------------
+# NPZ
+
+
+def load_npz_source(path: str | os.PathLike) -> RawData:
+    path = Path(path)
+    arrays = load_npz(path)
+    if "x" not in arrays:
+        raise DataError(f"{path}: missing array 'x' (found: {', '.join(sorted(arrays)) or 'none'})")
+    x = arrays["x"]
+    if x.dtype != np.uint8:
+        raise DataError(f"{path}: array 'x' must have dtype uint8, got {x.dtype}")
+    if x.ndim == 3:
+        x = x[..., None]
+    elif not (x.ndim == 4 and x.shape[-1] in (1, 3, 4)):
+        raise DataError(f"{path}: array 'x' must have shape (N,H,W) or (N,H,W,C) with C in 1, 3, 4; got {x.shape}")
+    if len(x) == 0:
+        raise DataError(f"{path}: array 'x' holds no images")
+    y = arrays.get("y")
+    if y is not None:
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"{path}: array 'y' must be 1-D integers, got shape {y.shape} dtype {y.dtype}")
+        if len(y) != len(x):
+            raise DataError(f"{path}: {len(y)} labels in 'y' but {len(x)} images in 'x'")
+        if len(y) and y.min() < 0:
+            raise DataError(f"{path}: array 'y' has negative labels")
+        y = y.astype(np.int64)
+    return RawData(f"npz:{path}", Split(x, y), None, None, {path.name: sha256_file(path)})
+
+
+def load_source(source: str, on_bad_image: str = "fail") -> RawData:
+    if source == "fashion-mnist":
+        return load_fashion_mnist()
+    kind, _, rest = source.partition(":")
+    if kind == "idx":
+        return load_idx_dir(rest, source)
+    if kind == "images":
+        return load_image_dir(rest, on_bad_image)
+    if kind == "npz":
+        return load_npz_source(rest)
+    raise DataError(f"prepare.source: unknown source {source!r} (use fashion-mnist, idx:<dir>, images:<dir> or npz:<file>)")
+
+
+# --------------------------------------------------------------------------------------------
+# transforms
+
+
+def rng_for(seed: int, purpose: int) -> np.random.Generator:
+    """An independent generator per purpose, all derived from the one seed."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(purpose,)))
+
+
+def stratified_choice(y: np.ndarray | None, n_items: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of ``n`` of ``n_items`` items, keeping class proportions (largest remainder)."""
+    if n >= n_items:
+        return np.arange(n_items)
+    if y is None:
+        return np.sort(rng.permutation(n_items)[:n])
+    classes, counts = np.unique(y, return_counts=True)
+    quota = counts * (n / n_items)
+    take = np.floor(quota).astype(np.int64)
+    order = np.argsort(-(quota - take), kind="stable")
+    take[order[: n - take.sum()]] += 1
+    chosen = [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(chosen))
+
+
+def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
+    """(N,H,W,C) uint8 with C in 1,3,4 -> C = ``channels``. Grey from RGB by ITU-R 601 luma."""
+    c = x.shape[-1]
+    if c == 4:
+        x, c = x[..., :3], 3
+    if c == channels:
+        return x
+    if channels == 3:
+        return np.repeat(x, 3, axis=-1)
+    luma = x.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+
+
+def _center_square(im: np.ndarray) -> np.ndarray:
+    h, w = im.shape[:2]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    return im[top : top + s, left : left + s]
+
+
+def resize_images(x: np.ndarray | list, size: int, chunk: int = 512) -> np.ndarray:
+    """Resize to ``size`` x ``size`` with anti-aliasing (non-square images are centre-cropped first)."""
+    from skimage.transform import resize
+
+    def one_batch(batch: np.ndarray) -> np.ndarray:
+        out = resize(batch.astype(np.float64), (len(batch), size, size, batch.shape[-1]),
+                     order=1, anti_aliasing=True, preserve_range=True, mode="reflect")
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+    if isinstance(x, np.ndarray):
+        if x.shape[1] != x.shape[2]:
+            x = np.stack([_center_square(im) for im in x])
+        if x.shape[1:3] == (size, size):
+            return x
+        return np.concatenate([one_batch(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+    out = []
+    for im in x:
+        im = _center_square(im)
+        out.append(im if im.shape[:2] == (size, size) else one_batch(im[None])[0])
+    return np.stack(out)
+
+
+# --------------------------------------------------------------------------------------------
+# the prepare stage
+
+
+@dataclass
+class Prepared:
+    train: Split
+    test: Split
+    class_names: list[str] | None
+    metrics: dict
+
+
+def _split_summary(s: Split, n_classes: int | None) -> dict:
+    x = s.x.astype(np.float64) / 255.0
+    out = {"count": int(len(s)), "pixel_mean": float(x.mean()), "pixel_std": float(x.std())}
+    if s.y is not None:
+        counts = np.bincount(s.y, minlength=n_classes or 0)
+        out["per_class"] = {str(i): int(c) for i, c in enumerate(counts)}
+    return out
+
+
+def prepare(params, seed: int, raw: RawData | None = None) -> Prepared:
+    """Run the prepare stage's logic on ``params`` (a :class:`ganpipe.params.Prepare`)."""
+    raw = load_source(params.source, params.on_bad_image) if raw is None else raw
+    train, test, names = raw.train, raw.test, raw.class_names
+    if params.classes is not None:
+        if train.y is None:
+            raise DataError(f"prepare.classes: the source {raw.source} has no labels to select classes from")
+        present = set(np.unique(train.y).tolist())
+        missing = [c for c in params.classes if c not in present]
+        if missing:
+            raise DataError(f"prepare.classes: label {missing[0]} does not occur in {raw.source} (labels: {sorted(present)})")
+        lookup = np.full(max(max(present), max(params.classes)) + 1, -1, dtype=np.int64)
+        lookup[list(params.classes)] = np.arange(len(params.classes))
+
+        def select(s: Split) -> Split:
+            keep = np.flatnonzero(np.isin(s.y, params.classes))
+            s = s.take(keep)
+            return Split(s.x, lookup[s.y])
+
+        train = select(train)
+        test = select(test) if test is not None else None
+        names = [names[c] if names and c < len(names) else str(c) for c in params.classes]
+    if test is None:
+        n = len(train)
+        n_test = int(round(n * params.test_fraction))
+        if n < 2 or n_test < 1 or n_test >= n:
+            raise DataError(f"{raw.source}: {n} images are too few to hold out prepare.test_fraction={params.test_fraction}")
+        test_idx = stratified_choice(train.y, n, n_test, rng_for(seed, 1))
+        train_idx = np.setdiff1d(np.arange(n), test_idx)
+        train, test = train.take(train_idx), train.take(test_idx)
+    if params.max_train is not None:
+        train = train.take(stratified_choice(train.y, len(train), params.max_train, rng_for(seed, 2)))
+    if params.max_test is not None:
+        test = test.take(stratified_choice(test.y, len(test), params.max_test, rng_for(seed, 3)))
+    if names is None and train.y is not None:
+        n_classes = int(max(train.y.max(), test.y.max() if len(test) else 0)) + 1
+        names = [str(i) for i in range(n_classes)]
+
+    def finish(s: Split) -> Split:
+        x = resize_images(s.x, params.image_size)
+        return Split(to_channels(x, params.channels), s.y)
+
+    train, test = finish(train), finish(test)
+    n_classes = len(names) if names else None
+    metrics = {
+        "source": raw.source,
+        "files_sha256": raw.files,
+        "image_shape": list(train.x.shape[1:]),
+        "num_classes": n_classes or 0,
+        "class_names": names or [],
+        "train": _split_summary(train, n_classes),
+        "test": _split_summary(test, n_classes),
+        "skipped_images": len(raw.skipped),
+        "skipped_files": raw.skipped,
+    }
+    return Prepared(train, test, names, metrics)
+
+
+def save_split(path: str | os.PathLike, s: Split, class_names: list[str] | None) -> None:
+    arrays = {"x": s.x}
+    if s.y is not None:
+        arrays["y"] = s.y
+    if class_names:
+        arrays["class_names"] = np.asarray(class_names, dtype=str)
+    save_npz(path, **arrays)
+
+
+def write_prepared(prepared: Prepared, out_dir: str | os.PathLike, metrics_path: str | os.PathLike) -> None:
+    out_dir = Path(out_dir)
+    save_split(out_dir / "train.npz", prepared.train, prepared.class_names)
+    save_split(out_dir / "test.npz", prepared.test, prepared.class_names)
+    write_json(metrics_path, prepared.metrics)
+
+
+def load_split(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """Read a prepared split: images (N,H,W,C) uint8, labels or None, class names or None."""
+    arrays = load_npz(path)
+    x = arrays.get("x")
+    if x is None or x.dtype != np.uint8 or x.ndim != 4:
+        raise DataError(f"{path}: not a prepared split (needs uint8 array 'x' of shape (N,H,W,C))")
+    names = arrays.get("class_names")
+    return x, arrays.get("y"), None if names is None else [str(n) for n in names]

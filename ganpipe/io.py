@@ -1,0 +1,116 @@
+"""Atomic, byte-deterministic writers for the files stages hand to each other.
+
+Every output is written to a temporary file in the destination folder and then moved into place
+with ``os.replace``, so an interrupted or failed stage never leaves a partial file behind.
+Archives (``.npz``) are written with fixed zip timestamps so that equal arrays give equal bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from .errors import DataError
+
+# The earliest date a zip entry can carry; used for every entry so that archives are reproducible.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success move it onto ``path``, else delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` as indented, key-sorted JSON (stable bytes for equal content)."""
+    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    write_bytes(path, text.encode())
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """Serialise arrays as an uncompressed ``.npz`` with fixed timestamps (no pickled objects)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name in sorted(arrays):
+            arr = np.asarray(arrays[name])
+            if arr.dtype == object:
+                raise TypeError(f"array {name!r} has dtype object, which would need pickle")
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_EPOCH)
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.ascontiguousarray(arr), allow_pickle=False)
+    return buf.getvalue()
+
+
+def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    write_bytes(path, npz_bytes(arrays))
+
+
+def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load every array of an ``.npz`` file (never unpickling); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz archive ({e})") from None
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def normalize_zip(src: str | os.PathLike, dst: str | os.PathLike, rewrite=None) -> None:
+    """Copy a zip archive with fixed entry timestamps and sorted entries.
+
+    ``rewrite(name, data) -> data`` may change an entry's content (for example to drop a save
+    time recorded inside it).
+    """
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", compression=zipfile.ZIP_DEFLATED) as zout:
+        for name in sorted(zin.namelist()):
+            data = zin.read(name)
+            if rewrite is not None:
+                data = rewrite(name, data)
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zout.writestr(info, data)

@@ -1,0 +1,219 @@
+"""Typed, frozen params objects, one per ``params.yaml`` section.
+
+Each section is a frozen dataclass registered with :func:`section`. Loading a section rejects
+unknown keys, missing keys, wrong types and out-of-range values with a :class:`ParamsError`
+that names the file and the key (``params.yaml: prepare.image_size: must be divisible by 4, got 30``).
+
+Every key of a section must be present in ``params.yaml``: the same keys are declared for the
+stage in ``dvc.yaml`` (``tests/test_dvc_yaml.py`` checks that), so DVC sees every change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import yaml
+
+from .errors import ParamsError
+
+PARAMS_FILE = "params.yaml"
+
+SECTIONS: dict[str, type] = {}
+
+
+def section(name: str):
+    """Register a dataclass as the schema of ``params.yaml`` section ``name``."""
+
+    def wrap(cls):
+        cls = dataclass(frozen=True)(cls)
+        cls.SECTION = name
+        SECTIONS[name] = cls
+        return cls
+
+    return wrap
+
+
+def p(default, check: Callable[[Any], bool] | None = None, rule: str = "", doc: str = ""):
+    """A params field with a default, an optional value check and the rule it states."""
+    return field(default=default, metadata={"check": check, "rule": rule, "doc": doc})
+
+
+# --------------------------------------------------------------------------------------------
+# type checking of YAML values against annotations
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if tp is type(None):
+        return "null"
+    return tp.__name__
+
+
+def _coerce(value, tp):
+    """Return ``value`` converted to ``tp`` or raise TypeError. YAML lists become tuples."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value in typing.get_args(tp) and type(value) in {type(a) for a in typing.get_args(tp)}:
+            return value
+        raise TypeError
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg)
+            except TypeError:
+                pass
+        raise TypeError
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError
+        (item,) = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return tuple(_coerce(v, item) for v in value)
+    if tp is type(None):
+        if value is None:
+            return None
+        raise TypeError
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise TypeError
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+            if not math.isfinite(value):
+                raise TypeError
+            return value
+        raise TypeError
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise TypeError
+    raise TypeError(f"unsupported annotation {tp!r}")
+
+
+def from_dict(cls, data: Any, where: str = PARAMS_FILE):
+    """Build section ``cls`` from a mapping, validating every key. ``where`` names the source."""
+    name = cls.SECTION
+    if not isinstance(data, dict):
+        raise ParamsError(f"{where}: {name}: must be a mapping of keys to values, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ParamsError(
+            f"{where}: {name}.{unknown[0]}: unknown key (known keys: {', '.join(sorted(fields))})"
+        )
+    missing = sorted(set(fields) - set(data))
+    if missing:
+        raise ParamsError(f"{where}: {name}.{missing[0]}: missing key")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, f in fields.items():
+        value = data[key]
+        try:
+            value = _coerce(value, hints[key])
+        except TypeError:
+            raise ParamsError(
+                f"{where}: {name}.{key}: must be {_type_name(hints[key])}, got {value!r}"
+            ) from None
+        check = f.metadata.get("check")
+        if check is not None and value is not None and not check(value):
+            raise ParamsError(f"{where}: {name}.{key}: {f.metadata['rule']}, got {value!r}")
+        values[key] = value
+    obj = cls(**values)
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        problem = validate()
+        if problem:
+            key, message = problem
+            raise ParamsError(f"{where}: {name}.{key}: {message}")
+    return obj
+
+
+def read_params_file(path: str | os.PathLike = PARAMS_FILE) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ParamsError(f"{path}: cannot read params file ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: must be a mapping of sections")
+    return data
+
+
+def load(name: str, path: str | os.PathLike = PARAMS_FILE):
+    """Load and validate section ``name`` of ``path``."""
+    if name not in SECTIONS:
+        raise KeyError(f"no params section {name!r} is defined (known: {sorted(SECTIONS)})")
+    data = read_params_file(path)
+    if name not in data:
+        raise ParamsError(f"{path}: {name}: missing section")
+    return from_dict(SECTIONS[name], data[name], where=str(path))
+
+
+def keys(name: str) -> list[str]:
+    """The dotted keys of section ``name`` (what a stage that loads it must declare)."""
+    return [f"{name}.{f.name}" for f in dataclasses.fields(SECTIONS[name])]
+
+
+def to_dict(obj) -> dict:
+    return {f.name: (list(v) if isinstance(v := getattr(obj, f.name), tuple) else v) for f in dataclasses.fields(obj)}
+
+
+# --------------------------------------------------------------------------------------------
+# the sections
+
+
+@section("base")
+class Base:
+    seed: int = p(0, lambda v: 0 <= v < 2**31, "must be in [0, 2**31)", "the one seed every stage derives its RNGs from")
+
+
+SOURCE_KINDS = ("fashion-mnist", "idx:", "images:", "npz:")
+
+
+def _valid_source(v: str) -> bool:
+    if v == "fashion-mnist":
+        return True
+    kind, sep, rest = v.partition(":")
+    return bool(sep) and kind in ("idx", "images", "npz") and bool(rest.strip())
+
+
+@section("prepare")
+class Prepare:
+    source: str = p(
+        "fashion-mnist",
+        _valid_source,
+        "must be 'fashion-mnist', 'idx:<dir>', 'images:<dir>' or 'npz:<file>'",
+        "where the images come from",
+    )
+    image_size: int = p(28, lambda v: 8 <= v <= 512 and v % 4 == 0, "must be a multiple of 4 in [8, 512]",
+                        "output height and width in pixels")
+    channels: int = p(1, lambda v: v in (1, 3), "must be 1 or 3", "output channels (grey or RGB)")
+    test_fraction: float = p(0.2, lambda v: 0.0 < v < 1.0, "must be in (0, 1)",
+                             "share of images held out, for sources without a split")
+    max_train: int | None = p(None, lambda v: v >= 1, "must be >= 1 or null", "cap on train images (stratified)")
+    max_test: int | None = p(None, lambda v: v >= 1, "must be >= 1 or null", "cap on test images (stratified)")
+    classes: tuple[int, ...] | None = p(
+        None, lambda v: len(v) > 0 and len(set(v)) == len(v) and min(v) >= 0,
+        "must be a non-empty list of distinct labels >= 0, or null", "keep only these labels (renumbered 0..k-1)")
+    on_bad_image: Literal["fail", "skip"] = p("fail", None, "", "an unreadable image aborts or is skipped")

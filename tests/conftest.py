@@ -1,0 +1,140 @@
+"""Shared fixtures: real Fashion-MNIST from the Debian package, small real image folders, stage runners."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import runpy
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def default_params() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    from ganpipe.data import find_fashion_mnist
+
+    return find_fashion_mnist()  # fails loudly (with the fix) if the dataset is not installed
+
+
+@pytest.fixture(scope="session")
+def fashion_slice(fashion_dir):
+    """The first 2,000 Fashion-MNIST training images and labels (real data, small)."""
+    from ganpipe.data import read_idx
+
+    x, _ = read_idx(fashion_dir / "train-images-idx3-ubyte.gz")
+    y, _ = read_idx(fashion_dir / "train-labels-idx1-ubyte.gz")
+    return x[:2000].copy(), y[:2000].astype(np.int64)
+
+
+def write_idx(path: Path, arr: np.ndarray, gz: bool = True) -> Path:
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    data = bytes([0, 0, 8, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
+    path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
+    return path
+
+
+def write_png(path: Path, arr: np.ndarray) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr.squeeze() if arr.ndim == 3 and arr.shape[-1] == 1 else arr).save(path)
+    return path
+
+
+@pytest.fixture
+def class_folder(tmp_path, fashion_slice) -> Path:
+    """An image folder with one subfolder per class, made of real Fashion-MNIST images as PNG/JPEG."""
+    x, y = fashion_slice
+    root = tmp_path / "imgs"
+    for name, label in (("bag", 8), ("sneaker", 7), ("trouser", 1)):
+        for i, idx in enumerate(np.flatnonzero(y == label)[:12]):
+            suffix = ".jpg" if i % 4 == 0 else ".png"
+            write_png(root / name / f"{i:03d}{suffix}", x[idx])
+    return root
+
+
+def run_stage_in(workdir: Path, stage: str, params: dict, capsys) -> tuple[int, str]:
+    """Run ``stages/<stage>.py`` in-process with ``workdir`` as the working directory."""
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    code = 0
+    try:
+        runpy.run_path(str(REPO / "stages" / f"{stage}.py"), run_name="__main__")
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    finally:
+        os.chdir(cwd)
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture
+def run_prepare(tmp_path, capsys):
+    """Run the prepare stage in tmp_path with ``prepare`` params overridden; returns (exit code, stderr)."""
+
+    def run(**overrides):
+        params = default_params()
+        params["prepare"].update(overrides)
+        return run_stage_in(tmp_path, "prepare", params, capsys)
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# real DVC in a temporary git repository
+
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "ganpipe", "data/raw", ".dvc/config", ".dvcignore", ".gitignore"]
+
+
+def sh(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env or {})}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    return sh([str(Path(sys.prefix) / "bin" / "dvc"), *args], cwd, check)
+
+
+@pytest.fixture
+def dvc_repo(tmp_path) -> Path:
+    """A git repo holding a copy of the project (code, dvc.yaml, params.yaml, DVC config), committed."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in PROJECT_FILES:
+        src, dst = REPO / name, repo / name
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    (repo / ".dvc" / ".gitignore").write_text("/config.local\n/tmp\n/cache\n")
+    os.symlink(sys.prefix, repo / ".venv")  # stage commands run .venv/bin/python, as in the real repo
+    sh(["git", "init", "-q", "-b", "main"], repo)
+    sh(["git", "config", "user.email", "ci@ganpipe.invalid"], repo)
+    sh(["git", "config", "user.name", "ganpipe tests"], repo)
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-q", "-m", "project"], repo)
+    return repo
+
+
+def set_params(repo: Path, section: str, **values) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params[section].update(values)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

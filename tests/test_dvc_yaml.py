@@ -1,0 +1,85 @@
+"""dvc.yaml declares, for each stage, every params key the stage reads and the code it runs."""
+
+import ast
+import re
+from pathlib import Path
+
+import yaml
+
+from ganpipe import params
+from tests.conftest import REPO
+
+DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
+
+
+def _script(stage: dict) -> Path:
+    m = re.search(r"(stages/\w+\.py)", stage["cmd"])
+    assert m, f"stage command {stage['cmd']!r} does not run a stages/*.py script"
+    return REPO / m.group(1)
+
+
+def _sections_read(script: Path) -> set[str]:
+    """Sections the script loads: every params.load("<name>") call (a literal name is required)."""
+    found = set()
+    for node in ast.walk(ast.parse(script.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "load" \
+                and getattr(node.func.value, "id", None) == "params":
+            assert node.args and isinstance(node.args[0], ast.Constant), f"{script}: params.load needs a literal section name"
+            found.add(node.args[0].value)
+    return found
+
+
+def _declared(stage: dict) -> set[str]:
+    out = set()
+    for entry in stage.get("params", []):
+        out |= set(entry) if isinstance(entry, dict) else {entry}
+    return out
+
+
+def test_every_stage_declares_every_key_it_reads():
+    for name, stage in DVC["stages"].items():
+        script = _script(stage)
+        sections = _sections_read(script)
+        assert sections, f"{script} reads no params section"
+        declared = _declared(stage)
+        for section in sections:
+            missing = [k for k in params.keys(section) if k not in declared and section not in declared]
+            assert not missing, f"stage {name} reads {missing} but dvc.yaml does not declare them"
+        extra = [k for k in declared if k.split(".")[0] not in sections]
+        assert not extra, f"stage {name} declares {extra} but its script never loads those sections"
+
+
+def _library_modules(path: Path, seen: set[str] | None = None) -> set[str]:
+    """The ganpipe/*.py files ``path`` imports, directly or through other ganpipe modules."""
+    seen = set() if seen is None else seen
+    for node in ast.walk(ast.parse(path.read_text())):
+        mods = []
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import inside the package
+                base = "ganpipe" + (f".{base}" if base else "")
+            mods = [base] + [f"{base}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            mods = [a.name for a in node.names]
+        for mod in mods:
+            rel = mod.replace(".", "/") + ".py"
+            if mod.startswith("ganpipe") and (REPO / rel).is_file() and rel not in seen:
+                seen.add(rel)
+                _library_modules(REPO / rel, seen)
+    return seen
+
+
+def test_every_stage_depends_on_its_script_and_library_modules():
+    for name, stage in DVC["stages"].items():
+        script = _script(stage)
+        deps = set(stage.get("deps", []))
+        assert str(script.relative_to(REPO)) in deps, f"stage {name} does not depend on its script"
+        needed = _library_modules(script)
+        assert needed, f"{script} uses no ganpipe module"
+        missing = sorted(needed - deps)
+        assert not missing, f"stage {name} imports {missing} but dvc.yaml does not list them as deps"
+
+
+def test_stage_commands_use_the_project_venv():
+    for name, stage in DVC["stages"].items():
+        assert stage["cmd"].startswith(".venv/bin/python "), f"stage {name} must run with .venv/bin/python"
