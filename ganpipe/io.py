@@ -60,23 +60,29 @@ def write_json(path: str | os.PathLike, obj) -> None:
     write_bytes(path, text.encode())
 
 
-def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """Serialise arrays as an uncompressed ``.npz`` with fixed timestamps (no pickled objects)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+def _write_npz(f, arrays: Mapping[str, np.ndarray]) -> None:
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name in sorted(arrays):
             arr = np.asarray(arrays[name])
             if arr.dtype == object:
                 raise TypeError(f"array {name!r} has dtype object, which would need pickle")
             info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_EPOCH)
             info.external_attr = 0o644 << 16
-            with zf.open(info, "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.ascontiguousarray(arr), allow_pickle=False)
+            with zf.open(info, "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, arr, allow_pickle=False)  # keeps 0-d shapes
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """Serialise arrays as an uncompressed ``.npz`` with fixed timestamps (no pickled objects)."""
+    buf = io.BytesIO()
+    _write_npz(buf, arrays)
     return buf.getvalue()
 
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    write_bytes(path, npz_bytes(arrays))
+    """Write ``arrays`` as a deterministic ``.npz``, streamed to a temporary file, then moved into place."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        _write_npz(f, arrays)
 
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -105,12 +111,12 @@ def normalize_zip(src: str | os.PathLike, dst: str | os.PathLike, rewrite=None) 
     ``rewrite(name, data) -> data`` may change an entry's content (for example to drop a save
     time recorded inside it).
     """
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", compression=zipfile.ZIP_DEFLATED) as zout:
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", allowZip64=True) as zout:
         for name in sorted(zin.namelist()):
             data = zin.read(name)
             if rewrite is not None:
                 data = rewrite(name, data)
             info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = zin.getinfo(name).compress_type
             info.external_attr = 0o644 << 16
             zout.writestr(info, data)

@@ -217,3 +217,38 @@ class Prepare:
         None, lambda v: len(v) > 0 and len(set(v)) == len(v) and min(v) >= 0,
         "must be a non-empty list of distinct labels >= 0, or null", "keep only these labels (renumbered 0..k-1)")
     on_bad_image: Literal["fail", "skip"] = p("fail", None, "", "an unreadable image aborts or is skipped")
+
+
+@section("model")
+class Model:
+    arch: Literal["dcgan", "resnet", "mlp"] = p("dcgan", None, "", "generator/discriminator family")
+    loss: Literal["ns", "hinge", "wgan-gp"] = p("ns", None, "", "non-saturating BCE, hinge or WGAN-GP")
+    latent_dim: int = p(64, lambda v: 1 <= v <= 4096, "must be in [1, 4096]", "size of the noise vector z")
+    g_width: int = p(64, lambda v: 4 <= v <= 2048, "must be in [4, 2048]", "generator channels at full resolution x 2^k")
+    d_width: int = p(64, lambda v: 4 <= v <= 2048, "must be in [4, 2048]", "discriminator channels at the first layer")
+    spectral_norm: bool = p(False, None, "", "spectral normalisation in the discriminator (dcgan, resnet)")
+    conditional: bool = p(False, None, "", "class-conditional G (label embedding) and D (projection)")
+    gp_weight: float = p(10.0, lambda v: v >= 0, "must be >= 0", "gradient-penalty weight (wgan-gp)")
+    critic_steps: int = p(1, lambda v: 1 <= v <= 20, "must be in [1, 20]", "discriminator steps per generator step")
+
+
+AUGMENTS = ("translation", "cutout")
+
+
+@section("train")
+class Train:
+    batch_size: int = p(64, lambda v: 1 <= v <= 65536, "must be in [1, 65536]", "images per step")
+    epochs: int = p(5, lambda v: 1 <= v <= 100000, "must be in [1, 100000]", "passes over the train split")
+    max_steps: int | None = p(None, lambda v: v >= 1, "must be >= 1 or null", "stop after this many steps")
+    g_lr: float = p(2e-4, lambda v: 0 < v < 1, "must be in (0, 1)", "generator Adam learning rate")
+    d_lr: float = p(2e-4, lambda v: 0 < v < 1, "must be in (0, 1)", "discriminator Adam learning rate")
+    beta1: float = p(0.5, lambda v: 0 <= v < 1, "must be in [0, 1)", "Adam beta_1")
+    beta2: float = p(0.999, lambda v: 0 <= v < 1, "must be in [0, 1)", "Adam beta_2")
+    ema_decay: float = p(0.999, lambda v: 0 <= v < 1, "must be in [0, 1)", "generator EMA decay, 0 = off")
+    augment: tuple[Literal["translation", "cutout"], ...] = p(
+        (), lambda v: len(set(v)) == len(v), "must list each augmentation once", "DiffAugment ops on D's inputs")
+    checkpoint_every: int = p(200, lambda v: v >= 1, "must be >= 1", "steps between checkpoints")
+    mixed_precision: bool = p(False, None, "", "mixed_float16 compute with loss scaling")
+    jit_compile: bool = p(False, None, "", "XLA-compile the train step")
+    deterministic: bool = p(True, None, "", "deterministic TF ops (bit-identical reruns on one machine)")
+    sample_grid: int = p(8, lambda v: 1 <= v <= 32, "must be in [1, 32]", "rows = columns of the per-epoch sample grid")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable
 
 from .errors import GanpipeError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow start-up chatter out of stage logs
 
 
 def run_stage(main: Callable[[], None]) -> None:

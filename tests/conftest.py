@@ -115,7 +115,11 @@ def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
 @pytest.fixture
 def dvc_repo(tmp_path) -> Path:
     """A git repo holding a copy of the project (code, dvc.yaml, params.yaml, DVC config), committed."""
-    repo = tmp_path / "repo"
+    return make_repo(tmp_path)
+
+
+def make_repo(base: Path) -> Path:
+    repo = base / "repo"
     repo.mkdir()
     for name in PROJECT_FILES:
         src, dst = REPO / name, repo / name
@@ -138,3 +142,27 @@ def set_params(repo: Path, section: str, **values) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params[section].update(values)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# tiny training profiles
+
+TINY_MODEL = dict(arch="dcgan", loss="ns", latent_dim=16, g_width=16, d_width=16, spectral_norm=False,
+                  conditional=False, gp_weight=10.0, critic_steps=1)
+TINY_TRAIN = dict(batch_size=32, epochs=2, max_steps=None, g_lr=2e-4, d_lr=2e-4, beta1=0.5, beta2=0.999,
+                  ema_decay=0.99, augment=[], checkpoint_every=10, mixed_precision=False, jit_compile=False,
+                  deterministic=True, sample_grid=4)
+
+
+def tiny_cfgs(model: dict | None = None, train: dict | None = None):
+    from ganpipe import params
+
+    return (params.from_dict(params.Model, TINY_MODEL | (model or {})),
+            params.from_dict(params.Train, TINY_TRAIN | (train or {})))
+
+
+def tiny_pipeline_params(repo: Path) -> None:
+    """The tests' tiny profile: 2,048 real Fashion-MNIST images, 128 steps of a small DCGAN."""
+    set_params(repo, "prepare", max_train=2048, max_test=512)
+    set_params(repo, "model", latent_dim=32, g_width=16, d_width=16)
+    set_params(repo, "train", batch_size=64, epochs=4, checkpoint_every=20, sample_grid=4)

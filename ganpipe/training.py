@@ -1,0 +1,351 @@
+"""The train stage's logic: build the GAN, feed it in a seeded order, checkpoint, resume, log.
+
+Units: a *step* is one generator update (with ``critic_steps`` discriminator updates before it) on one
+batch of ``batch_size`` real images; an *epoch* is ``len(train) // batch_size`` steps (the remainder is
+dropped). The order of epoch ``e`` is a permutation seeded by ``(base.seed, e)``, so the data position is
+a function of the step alone, and a checkpoint at step ``s`` resumes exactly where it was taken.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import params as P
+from .errors import GanpipeError
+from .io import load_npz, save_npz, write_json
+
+CHECKPOINT = "ckpt.npz"
+# Params that change how long training runs, not its trajectory: a checkpoint made under other values of
+# these is resumed (so raising `epochs` continues a finished run).
+LENGTH_KEYS = ("epochs", "max_steps", "checkpoint_every", "sample_grid")
+
+
+class TrainingDiverged(GanpipeError):
+    """A loss became NaN or infinite."""
+
+
+@dataclass
+class Plan:
+    steps_per_epoch: int
+    total_steps: int
+
+
+def plan(n_images: int, cfg: P.Train) -> Plan:
+    spe = n_images // cfg.batch_size
+    if spe < 1:
+        raise GanpipeError(f"train.batch_size: {cfg.batch_size} is larger than the {n_images} training images")
+    total = spe * cfg.epochs
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    return Plan(spe, total)
+
+
+def fingerprint(model_cfg: P.Model, train_cfg: P.Train, seed: int, data_digest: str) -> str:
+    """Hash of everything that determines the training trajectory."""
+    t = {k: v for k, v in P.to_dict(train_cfg).items() if k not in LENGTH_KEYS}
+    blob = json.dumps({"seed": seed, "model": P.to_dict(model_cfg), "train": t, "data": data_digest}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def epoch_indices(n_images: int, batch: int, epoch: int, seed: int) -> np.ndarray:
+    """The image order of one epoch, whole batches only."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(10, epoch)))
+    perm = rng.permutation(n_images)
+    return perm[: (n_images // batch) * batch]
+
+
+def scale_images(x):
+    """uint8 [0, 255] -> float32 [-1, 1]."""
+    import tensorflow as tf
+
+    return tf.cast(x, tf.float32) / 127.5 - 1.0
+
+
+def epoch_dataset(x, y, batch: int, epoch: int, seed: int, first_batch: int, n_batches: int):
+    import tensorflow as tf
+
+    idx = epoch_indices(len(x), batch, epoch, seed)[first_batch * batch:(first_batch + n_batches) * batch]
+    ds = tf.data.Dataset.from_tensor_slices((x[idx], y[idx])).batch(batch, drop_remainder=True)
+    return ds.map(lambda a, b: (scale_images(a), b)).prefetch(2)
+
+
+# ------------------------------------------------------------------------------------------ set-up
+
+
+def configure_tf(cfg: P.Train, seed: int) -> None:
+    import keras
+    import tensorflow as tf
+
+    keras.backend.clear_session()  # fresh layer-name counters: the saved config is the same on every run
+    keras.utils.set_random_seed(seed)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
+
+
+def build_gan(model_cfg: P.Model, train_cfg: P.Train, size: int, channels: int, num_classes: int, seed: int):
+    import keras
+
+    from .gan import GAN
+    from .models import build_models
+
+    g, d = build_models(model_cfg, size, channels, num_classes)
+    ema = None
+    if train_cfg.ema_decay > 0:
+        ema, _ = build_models(model_cfg, size, channels, num_classes)
+        ema.set_weights(g.get_weights())
+    gan = GAN(g, d, ema, loss=model_cfg.loss, latent_dim=model_cfg.latent_dim,
+              num_classes=num_classes if model_cfg.conditional else 0, gp_weight=model_cfg.gp_weight,
+              critic_steps=model_cfg.critic_steps, ema_decay=train_cfg.ema_decay,
+              augment=train_cfg.augment, seed=seed)
+
+    def adam(lr):
+        opt = keras.optimizers.Adam(lr, beta_1=train_cfg.beta1, beta_2=train_cfg.beta2)
+        return keras.optimizers.LossScaleOptimizer(opt) if train_cfg.mixed_precision else opt
+
+    gan.compile(d_optimizer=adam(train_cfg.d_lr), g_optimizer=adam(train_cfg.g_lr), jit_compile=train_cfg.jit_compile)
+    gan.build_optimizers()
+    return gan
+
+
+def state_variables(gan) -> list:
+    """Every variable a checkpoint must hold, in a fixed order."""
+    groups = [gan.generator.variables, gan.discriminator.variables]
+    if gan.ema_generator is not None:
+        groups.append(gan.ema_generator.variables)
+    for opt in (gan.g_optimizer, gan.d_optimizer):
+        groups.append(opt.variables)
+        inner = getattr(opt, "inner_optimizer", None)
+        if inner is not None:
+            groups.append(inner.variables)
+    groups.append([gan.seed_generator.state])
+    # Not the loss trackers: fit() resets them at every call, and epoch means come from Checkpoint.partial.
+    seen, out = set(), []
+    for group in groups:
+        for v in group:
+            if id(v) not in seen:
+                seen.add(id(v))
+                out.append(v)
+    return out
+
+
+# -------------------------------------------------------------------------------------- checkpoints
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    fingerprint: str
+    history: list = field(default_factory=list)  # one record per finished epoch
+    grids: dict = field(default_factory=dict)  # epoch -> uint8 sample grid
+    partial: dict = field(default_factory=dict)  # loss sums and step count of the unfinished epoch
+
+
+def save_checkpoint(path: Path, gan, ckpt: Checkpoint) -> None:
+    arrays = {f"v{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(state_variables(gan))}
+    meta = {"step": ckpt.step, "fingerprint": ckpt.fingerprint, "history": ckpt.history,
+            "partial": ckpt.partial, "n_vars": len(arrays)}
+    arrays["meta"] = np.asarray(json.dumps(meta, sort_keys=True))
+    for epoch, grid in ckpt.grids.items():
+        arrays[f"grid{int(epoch):05d}"] = grid
+    save_npz(path, **arrays)
+
+
+def read_checkpoint(path: Path) -> tuple[Checkpoint, dict]:
+    arrays = load_npz(path)
+    meta = json.loads(arrays["meta"].item())
+    grids = {int(k[4:]): v for k, v in arrays.items() if k.startswith("grid")}
+    return Checkpoint(meta["step"], meta["fingerprint"], meta["history"], grids, meta.get("partial", {})), arrays
+
+
+def restore(gan, arrays: dict, path: Path) -> None:
+    variables = state_variables(gan)
+    values = [arrays.get(f"v{i:05d}") for i in range(len(variables))]
+    for v, a in zip(variables, values):
+        if a is None or tuple(a.shape) != tuple(v.shape):
+            raise GanpipeError(f"{path}: checkpoint does not match the model ({v.path})")
+        v.assign(a)
+
+
+# -------------------------------------------------------------------------------------- the loop
+
+
+def _sample_grid(gan, z, labels, rows: int) -> np.ndarray:
+    from .plots import image_grid, to_uint8
+
+    g = gan.sample_generator()
+    out = g([z, labels] if gan.num_classes else z, training=False)
+    return image_grid(to_uint8(out), rows)
+
+
+def fixed_noise(latent_dim: int, rows: int, num_classes: int, seed: int):
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(20,)))
+    z = rng.standard_normal((rows * rows, latent_dim)).astype(np.float32)
+    labels = (np.arange(rows * rows) // rows % max(num_classes, 1)).astype(np.int32)[:, None]
+    return z, labels
+
+
+def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: str,
+          model_cfg: P.Model, train_cfg: P.Train, seed: int, *, checkpoint_dir="checkpoints",
+          models_dir="models", metrics_path="metrics/train.json", live_dir="metrics/train",
+          progress: bool = True, log=print) -> dict:
+    """Train, checkpointing as it goes; resume from ``checkpoint_dir`` when the fingerprint matches."""
+    import keras
+
+    from .saving import save_model
+
+    if model_cfg.conditional and (y is None or num_classes < 2):
+        raise GanpipeError("model.conditional: the prepared data has no labels (or one class); set it to false")
+    size, channels = x.shape[1], x.shape[3]
+    if size != x.shape[2] or size % 4:
+        raise GanpipeError(f"prepared images are {x.shape[1]}x{x.shape[2]}; training needs square sizes divisible by 4")
+    labels = (y if y is not None else np.zeros(len(x))).astype(np.int32)
+    pl = plan(len(x), train_cfg)
+    configure_tf(train_cfg, seed)
+    gan = build_gan(model_cfg, train_cfg, size, channels, num_classes, seed)
+    fp = fingerprint(model_cfg, train_cfg, seed, data_digest)
+
+    ckpt_path = Path(checkpoint_dir) / CHECKPOINT
+    ckpt = Checkpoint(0, fp)
+    if ckpt_path.exists():
+        try:
+            found, arrays = read_checkpoint(ckpt_path)
+        except (GanpipeError, KeyError, ValueError) as e:
+            log(f"train: ignoring unreadable checkpoint {ckpt_path} ({e}); starting fresh")
+            found = None
+        if found is not None and found.fingerprint != fp:
+            log(f"train: checkpoint {ckpt_path} was made with different params or data; starting fresh")
+        elif found is not None and found.step > pl.total_steps:
+            log(f"train: checkpoint {ckpt_path} is at step {found.step}, past this run's {pl.total_steps}; starting fresh")
+        elif found is not None:
+            restore(gan, arrays, ckpt_path)
+            ckpt = found
+            ckpt.history = [r for r in ckpt.history if not r.get("partial")]
+            log(f"train: resuming from {ckpt_path} at step {ckpt.step} of {pl.total_steps}")
+    resumed_from = ckpt.step
+
+    from dvclive import Live
+
+    live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
+    for rec in ckpt.history:  # replay what earlier (interrupted) runs logged
+        _log_epoch(live, rec, ckpt.grids.get(rec["epoch"]))
+
+    z, zl = fixed_noise(model_cfg.latent_dim, train_cfg.sample_grid, num_classes if model_cfg.conditional else 0, seed)
+    cb = _StepCallback(gan, ckpt, ckpt_path, train_cfg, pl, progress)
+    t0 = time.perf_counter()
+    step = ckpt.step
+    try:
+        while step < pl.total_steps:
+            epoch, first = divmod(step, pl.steps_per_epoch)
+            n = min(pl.steps_per_epoch - first, pl.total_steps - step)
+            cb.epoch_start = step
+            if first == 0:
+                ckpt.partial = {}
+            ds = epoch_dataset(x, labels, train_cfg.batch_size, epoch, seed, first, n)
+            gan.fit(ds, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
+            step += n
+            rec = {"epoch": epoch, "step": step, "images_seen": step * train_cfg.batch_size}
+            count = ckpt.partial.get("count", 0)
+            rec |= {k: v / count for k, v in sorted(ckpt.partial.items()) if k != "count"}  # epoch means
+            if step % pl.steps_per_epoch:
+                rec["partial"] = True  # stopped by max_steps mid-epoch: a later, longer run replaces it
+            else:
+                ckpt.partial = {}
+            grid = _sample_grid(gan, z, zl, train_cfg.sample_grid)
+            ckpt.history.append(rec)
+            ckpt.grids[epoch] = grid
+            _log_epoch(live, rec, grid)
+            ckpt.step = step
+            save_checkpoint(ckpt_path, gan, ckpt)
+    finally:
+        cb.close()
+    wall = time.perf_counter() - t0
+    live.end()
+
+    models_dir = Path(models_dir)
+    save_model(gan.sample_generator(), models_dir / "generator.keras")
+    save_model(gan.discriminator, models_dir / "discriminator.keras")
+    keras.mixed_precision.set_global_policy("float32")
+    trained = pl.total_steps - resumed_from
+    last = ckpt.history[-1] if ckpt.history else {}  # the last (possibly partial) epoch's mean losses
+    metrics = {
+        "steps": pl.total_steps,
+        "images_seen": pl.total_steps * train_cfg.batch_size,
+        "d_loss": last.get("d_loss"),
+        "g_loss": last.get("g_loss"),
+        "resumed_from_step": resumed_from,
+        "wall_seconds": round(wall, 3),
+        "img_per_sec": round(trained * train_cfg.batch_size / wall, 1) if trained and wall > 0 else None,
+    }
+    write_json(metrics_path, metrics)
+    return metrics
+
+
+def _log_epoch(live, rec: dict, grid: np.ndarray | None) -> None:
+    live.step = rec["step"]
+    for k in ("d_loss", "g_loss", "gp"):
+        if k in rec:
+            live.log_metric(k, rec[k])
+    if grid is not None:
+        from PIL import Image
+
+        live.log_image(f"samples/epoch-{rec['epoch']:03d}.png", Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid))
+
+
+def _make_callback_base():
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class _StepCallback(_make_callback_base()):
+    """Per step: stop on a non-finite loss, checkpoint on cadence, advance the progress bar."""
+
+    def __init__(self, gan, ckpt: Checkpoint, path: Path, cfg: P.Train, pl: Plan, progress: bool):
+        super().__init__()
+        self.gan, self.ckpt, self.path, self.cfg, self.plan = gan, ckpt, path, cfg, pl
+        self.epoch_start = ckpt.step
+        self.last_good = ckpt.step if path.exists() else None
+        self.t_last = time.perf_counter()
+        self.bar = None
+        if progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=pl.total_steps, initial=ckpt.step, unit="step", file=sys.stderr,
+                            dynamic_ncols=True, desc="train")
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.epoch_start + batch + 1
+        losses = {k[:-5]: float(v) for k, v in (logs or {}).items() if k.endswith("_step")}
+        for name, value in losses.items():
+            if not np.isfinite(value):
+                where = f"step {self.last_good}" if self.last_good is not None else "none was written"
+                raise TrainingDiverged(
+                    f"train: {name} is {value} at step {step}; stopped (last good checkpoint: {where})")
+        partial = self.ckpt.partial
+        for name, value in losses.items():
+            partial[name] = partial.get(name, 0.0) + value
+        partial["count"] = partial.get("count", 0) + 1
+        if step % self.cfg.checkpoint_every == 0 and step < self.plan.total_steps:
+            self.ckpt.step = step
+            save_checkpoint(self.path, self.gan, self.ckpt)
+            self.last_good = step
+        if self.bar is not None:
+            now = time.perf_counter()
+            self.bar.update(1)
+            ips = self.cfg.batch_size / max(now - self.t_last, 1e-9)
+            self.t_last = now
+            if step % 10 == 0 or step == self.plan.total_steps:
+                self.bar.set_postfix(d_loss=f"{losses.get('d_loss', 0):.3f}", g_loss=f"{losses.get('g_loss', 0):.3f}",
+                                     img_s=f"{ips:.0f}", refresh=False)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()

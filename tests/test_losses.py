@@ -1,0 +1,61 @@
+"""Losses on hand-computed cases; the WGAN-GP interpolation is uniform; the penalty's closed form."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from scipy import stats
+
+from ganpipe import losses
+
+
+def sp(v):  # softplus
+    return math.log1p(math.exp(v))
+
+
+REAL = np.array([[2.0], [-1.0]], np.float32)
+FAKE = np.array([[0.5], [-3.0]], np.float32)
+
+
+@pytest.mark.parametrize("kind, d_expected, g_expected", [
+    ("ns", (sp(-2) + sp(1)) / 2 + (sp(0.5) + sp(-3)) / 2, (sp(-0.5) + sp(3)) / 2),
+    ("hinge", (0 + 2) / 2 + (1.5 + 0) / 2, -(0.5 - 3) / 2),
+    ("wgan-gp", (0.5 - 3) / 2 - (2 - 1) / 2, -(0.5 - 3) / 2),
+])
+def test_losses_hand_computed(kind, d_expected, g_expected):
+    assert float(losses.d_loss(kind, REAL, FAKE)) == pytest.approx(d_expected, rel=1e-6)
+    assert float(losses.g_loss(kind, FAKE)) == pytest.approx(g_expected, rel=1e-6)
+
+
+def test_unknown_loss():
+    with pytest.raises(ValueError):
+        losses.d_loss("lsgan", REAL, FAKE)
+
+
+def test_interpolation_weights_are_uniform_on_0_1():
+    seed = keras.random.SeedGenerator(3)
+    eps = np.asarray(losses.interpolation_weights(20000, seed)).ravel()
+    assert eps.shape == (20000,) and eps.min() >= 0 and eps.max() <= 1
+    assert stats.kstest(eps, "uniform").pvalue > 1e-3
+    assert stats.kstest(eps, "norm").pvalue < 1e-6
+
+
+def test_interpolate_endpoints():
+    real, fake = np.ones((2, 2, 2, 1), np.float32), -np.ones((2, 2, 2, 1), np.float32)
+    eps = np.array([1.0, 0.25], np.float32).reshape(2, 1, 1, 1)
+    out = np.asarray(losses.interpolate(real, fake, eps))
+    assert (out[0] == 1).all() and np.allclose(out[1], 0.25 - 0.75)
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    # D(x) = <w, x>: the gradient is w everywhere, so GP = (||w|| - 1)^2
+    inp = keras.Input((2, 2, 1))
+    out = keras.layers.Dense(1, use_bias=False)(keras.layers.Flatten()(inp))
+    d = keras.Model(inp, out)
+    w = np.array([[3.0], [0.0], [4.0], [0.0]], np.float32)  # ||w|| = 5
+    d.layers[-1].set_weights([w])
+    rng = np.random.default_rng(0)
+    real, fake = (rng.standard_normal((5, 2, 2, 1)).astype(np.float32) for _ in range(2))
+    eps = rng.uniform(size=(5, 1, 1, 1)).astype(np.float32)
+    assert float(losses.gradient_penalty(d, real, fake, eps)) == pytest.approx(16.0, rel=1e-5)

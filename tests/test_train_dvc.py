@@ -1,0 +1,94 @@
+"""The train stage through real `dvc repro`: tiny profile, caching, SIGKILL and resume, identical outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ganpipe.saving import load_model
+from tests.conftest import dvc, make_repo, sh, tiny_pipeline_params
+
+pytestmark = pytest.mark.slow
+
+TIMING = {"metrics/train.json"}  # wall seconds and img/s: the only outputs allowed to differ between runs
+
+
+def lock_hashes(repo: Path) -> dict[str, str]:
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    out = {}
+    for stage in lock["stages"].values():
+        for o in stage.get("outs", []):
+            out[o["path"]] = o["md5"]
+    return out
+
+
+def ckpt_step(repo: Path) -> int:
+    from ganpipe.io import load_npz
+
+    try:
+        return json.loads(load_npz(repo / "checkpoints/ckpt.npz")["meta"].item())["step"]
+    except Exception:
+        return -1
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """One uninterrupted tiny-profile `dvc repro` of prepare and train."""
+    repo = _new_repo(tmp_path_factory.mktemp("a"))
+    out = dvc("repro", "train", cwd=repo)
+    return repo, out
+
+
+def _new_repo(base: Path) -> Path:
+    repo = make_repo(base)
+    tiny_pipeline_params(repo)
+    sh(["git", "commit", "-qam", "tiny profile"], repo)
+    return repo
+
+
+def test_tiny_profile_trains_through_dvc(uninterrupted):
+    repo, out = uninterrupted
+    assert "Running stage 'prepare'" in out.stdout and "Running stage 'train'" in out.stdout
+    g = load_model(repo / "models/generator.keras")
+    assert g.output_shape == (None, 28, 28, 1)
+    m = json.loads((repo / "metrics/train.json").read_text())
+    assert m["steps"] == 128 and m["images_seen"] == 128 * 64 and m["img_per_sec"] > 0
+    assert np.isfinite(m["d_loss"]) and np.isfinite(m["g_loss"])
+    assert len(list((repo / "metrics/train/plots/images/samples").glob("epoch-*.png"))) == 4
+    shown = json.loads(dvc("metrics", "show", "--json", cwd=repo).stdout)
+    assert "metrics/train.json" in json.dumps(shown)
+    again = dvc("repro", "train", cwd=repo)
+    assert "Running stage" not in again.stdout
+
+
+def test_sigkill_then_repro_resumes_to_identical_outputs(uninterrupted, tmp_path):
+    ref, _ = uninterrupted
+    repo = _new_repo(tmp_path)
+    dvc("repro", "prepare", cwd=repo)
+    proc = subprocess.Popen([str(Path(sys.prefix) / "bin" / "dvc"), "repro", "train"], cwd=repo,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while ckpt_step(repo) < 40 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = ckpt_step(repo)
+    assert 40 <= killed_at < 128, f"checkpoint at step {killed_at}: the run was not interrupted mid-training"
+    assert not (repo / "models/generator.keras").exists()
+
+    out = dvc("repro", "train", cwd=repo)
+    assert f"resuming from checkpoints/ckpt.npz at step {killed_at}" in out.stdout + out.stderr
+    assert (repo / "models/generator.keras").read_bytes() == (ref / "models/generator.keras").read_bytes()
+    a, b = lock_hashes(ref), lock_hashes(repo)
+    assert a.keys() == b.keys()
+    differ = {k for k in a if a[k] != b[k]}
+    assert differ <= TIMING, f"outputs differ between the interrupted and the uninterrupted run: {differ}"

@@ -1,0 +1,133 @@
+"""Training: every arch x loss x conditioning runs; EMA math; NaN guard; determinism; resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from ganpipe import training
+from ganpipe.gan import ema_update
+from ganpipe.saving import load_model
+from tests.conftest import tiny_cfgs
+
+
+@pytest.fixture(scope="module")
+def small_data(fashion_slice):
+    x, y = fashion_slice
+    return x[:256, ..., None], y[:256]
+
+
+def run_train(out: Path, data, model=None, train=None, seed=0, log=None):
+    x, y = data
+    mc, tc = tiny_cfgs(model, train)
+    messages = [] if log is None else log
+    m = training.train(x, y, 10, "digest", mc, tc, seed, checkpoint_dir=out / "ckpt", models_dir=out / "models",
+                       metrics_path=out / "train.json", live_dir=out / "live", progress=False, log=messages.append)
+    return m, messages
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "resnet", "mlp"])
+@pytest.mark.parametrize("loss", ["ns", "hinge", "wgan-gp"])
+@pytest.mark.parametrize("conditional", [False, True])
+def test_every_arch_loss_and_conditioning_trains(tmp_path, small_data, arch, loss, conditional):
+    model = {"arch": arch, "loss": loss, "conditional": conditional, "g_width": 8, "d_width": 8,
+             "spectral_norm": arch == "resnet", "critic_steps": 2 if loss == "wgan-gp" else 1}
+    m, _ = run_train(tmp_path, small_data, model, {"max_steps": 3, "augment": ["translation", "cutout"]})
+    assert m["steps"] == 3 and np.isfinite(m["d_loss"]) and np.isfinite(m["g_loss"])
+    g = load_model(tmp_path / "models/generator.keras")
+    z = np.zeros((2, 16), np.float32)
+    out = g([z, np.array([[1], [2]], np.int32)] if conditional else z)
+    assert tuple(out.shape) == (2, 28, 28, 1)
+
+
+def test_ema_update_math():
+    ema = [keras.Variable(np.array([1.0, 2.0], np.float32))]
+    live = [keras.Variable(np.array([3.0, -2.0], np.float32))]
+    ema_update(ema, live, 0.9)
+    np.testing.assert_allclose(ema[0].numpy(), [0.9 * 1 + 0.1 * 3, 0.9 * 2 + 0.1 * -2], rtol=1e-6)
+    ema_update(ema, live, 0.0)  # decay 0 copies the live weights
+    np.testing.assert_allclose(ema[0].numpy(), [3.0, -2.0])
+
+
+def test_epoch_order_is_a_seeded_permutation():
+    a = training.epoch_indices(100, 32, epoch=0, seed=1)
+    assert len(a) == 96 and len(set(a)) == 96
+    assert (a == training.epoch_indices(100, 32, 0, 1)).all()
+    assert not (a == training.epoch_indices(100, 32, 1, 1)).all()
+
+
+def test_same_params_same_bytes_in_one_process(tmp_path, small_data):
+    run_train(tmp_path / "a", small_data, train={"max_steps": 12})
+    run_train(tmp_path / "b", small_data, train={"max_steps": 12})
+    for name in ("models/generator.keras", "models/discriminator.keras", "ckpt/ckpt.npz"):
+        assert digest(tmp_path / "a" / name) == digest(tmp_path / "b" / name), name
+    run_train(tmp_path / "c", small_data, train={"max_steps": 12}, seed=1)
+    assert digest(tmp_path / "a/models/generator.keras") != digest(tmp_path / "c/models/generator.keras")
+
+
+def test_resume_equals_uninterrupted(tmp_path, small_data):
+    # 256 images / 32 = 8 steps per epoch; stop mid-epoch 1 at step 13, then finish 2 epochs.
+    full, _ = run_train(tmp_path / "full", small_data)
+    run_train(tmp_path / "cut", small_data, train={"max_steps": 13})
+    resumed, log = run_train(tmp_path / "cut", small_data)
+    assert any("resuming" in m and "step 13" in m for m in log), log
+    assert resumed["resumed_from_step"] == 13
+    for name in ("models/generator.keras", "models/discriminator.keras", "ckpt/ckpt.npz",
+                 "live/plots/metrics/d_loss.tsv", "live/plots/metrics/g_loss.tsv"):
+        assert digest(tmp_path / "full" / name) == digest(tmp_path / "cut" / name), name
+    assert full["d_loss"] == resumed["d_loss"]
+
+
+def test_checkpoint_from_other_params_is_not_resumed(tmp_path, small_data):
+    run_train(tmp_path, small_data, train={"max_steps": 10})
+    m, log = run_train(tmp_path, small_data, train={"g_lr": 1e-3})
+    assert any("different params" in msg and "starting fresh" in msg for msg in log), log
+    assert m["resumed_from_step"] == 0
+
+
+def test_nan_loss_stops_with_step_and_loss_named_and_keeps_last_checkpoint(tmp_path, small_data):
+    x, y = small_data
+    mc, tc = tiny_cfgs(train={"checkpoint_every": 2})
+    training.configure_tf(tc, 0)
+    gan = training.build_gan(mc, tc, 28, 1, 10, 0)
+    path = tmp_path / "ckpt.npz"
+    ckpt = training.Checkpoint(2, "fp")
+    training.save_checkpoint(path, gan, ckpt)
+    before = path.read_bytes()
+    w = gan.discriminator.layers[-3].kernel  # the logit layer
+    w.assign(np.full(w.shape, np.nan, np.float32))
+    cb = training._StepCallback(gan, ckpt, path, tc, training.plan(len(x), tc), progress=False)
+    cb.epoch_start = 2
+    ds = training.epoch_dataset(x, y.astype(np.int32), 32, 0, 0, 2, 4)
+    with pytest.raises(training.TrainingDiverged, match=r"d_loss is nan at step 3; stopped \(last good checkpoint: step 2\)"):
+        gan.fit(ds, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
+    assert path.read_bytes() == before
+
+
+def test_train_metrics_and_logs(tmp_path, small_data):
+    m, _ = run_train(tmp_path, small_data)
+    saved = json.loads((tmp_path / "train.json").read_text())
+    assert saved["steps"] == 16 and saved["images_seen"] == 16 * 32 and saved["img_per_sec"] > 0
+    rows = (tmp_path / "live/plots/metrics/g_loss.tsv").read_text().splitlines()
+    assert rows[0].split("\t")[:2] == ["step", "g_loss"] and [r.split("\t")[0] for r in rows[1:]] == ["8", "16"]
+    grids = sorted((tmp_path / "live/plots/images/samples").iterdir())
+    assert [g.name for g in grids] == ["epoch-000.png", "epoch-001.png"]
+
+
+def test_conditional_needs_labels(tmp_path, small_data):
+    from ganpipe.errors import GanpipeError
+
+    x, _ = small_data
+    mc, tc = tiny_cfgs({"conditional": True})
+    with pytest.raises(GanpipeError, match="model.conditional"):
+        training.train(x, None, 0, "d", mc, tc, 0, checkpoint_dir=tmp_path, models_dir=tmp_path,
+                       metrics_path=tmp_path / "m.json", live_dir=tmp_path / "l", progress=False)
