@@ -50,7 +50,9 @@ def gradient_penalty(discriminator, real, fake, eps, labels=None):
     x_hat = tf.convert_to_tensor(interpolate(real, fake, eps))
     with tf.GradientTape() as tape:
         tape.watch(x_hat)
-        out = discriminator([x_hat, labels] if labels is not None else x_hat, training=True)
+        # training=False: the penalty must not run spectral normalisation's in-place power iteration
+        # inside the nested tape (the step's other D calls already did); D has no other training-mode layers.
+        out = discriminator([x_hat, labels] if labels is not None else x_hat, training=False)
     grads = tf.cast(tape.gradient(out, x_hat), "float32")
     norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
     return tf.reduce_mean(tf.square(norms - 1.0))
