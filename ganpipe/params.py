@@ -252,3 +252,33 @@ class Train:
     jit_compile: bool = p(False, None, "", "XLA-compile the train step")
     deterministic: bool = p(True, None, "", "deterministic TF ops (bit-identical reruns on one machine)")
     sample_grid: int = p(8, lambda v: 1 <= v <= 32, "must be in [1, 32]", "rows = columns of the per-epoch sample grid")
+
+
+@section("features")
+class Features:
+    epochs: int = p(4, lambda v: 1 <= v <= 1000, "must be in [1, 1000]", "classifier training epochs")
+    batch_size: int = p(128, lambda v: 1 <= v <= 65536, "must be in [1, 65536]", "classifier batch size")
+    width: int = p(32, lambda v: 4 <= v <= 1024, "must be in [4, 1024]", "channels of the first conv block")
+    feature_dim: int = p(128, lambda v: 2 <= v <= 4096, "must be in [2, 4096]", "size of the feature layer")
+    lr: float = p(1e-3, lambda v: 0 < v < 1, "must be in (0, 1)", "Adam learning rate")
+
+
+@section("generate")
+class Generate:
+    n_samples: int = p(10000, lambda v: v >= 1, "must be >= 1", "how many samples to draw")
+    batch_size: int = p(500, lambda v: 1 <= v <= 65536, "must be in [1, 65536]", "generator batch size")
+    grid: int = p(8, lambda v: 1 <= v <= 32, "must be in [1, 32]", "rows = columns of the sample grid")
+    interpolation_steps: int = p(10, lambda v: 2 <= v <= 64, "must be in [2, 64]", "images per interpolation row")
+
+
+@section("evaluate")
+class Evaluate:
+    extractor: Literal["classifier", "inception"] = p("classifier", None, "", "feature extractor")
+    batch_size: int = p(500, lambda v: 1 <= v <= 65536, "must be in [1, 65536]", "feature extraction batch size")
+    kid_subsets: int = p(100, lambda v: 1 <= v <= 10000, "must be in [1, 10000]", "KID: number of subsets")
+    kid_subset_size: int = p(1000, lambda v: 2 <= v <= 100000, "must be in [2, 100000]", "KID: subset size")
+    pr_k: int = p(3, lambda v: 1 <= v <= 100, "must be in [1, 100]", "precision/recall: k of the k-NN manifolds")
+    ssim_pairs: int = p(2000, lambda v: 1 <= v <= 1000000, "must be in [1, 1000000]", "pairs for pairwise SSIM")
+    memorisation_samples: int = p(1000, lambda v: 1 <= v <= 1000000, "must be in [1, 1000000]",
+                                  "generated samples compared with their nearest training image")
+    bootstrap: int = p(50, lambda v: 2 <= v <= 10000, "must be in [2, 10000]", "bootstrap resamples for 95% CIs")

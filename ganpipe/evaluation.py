@@ -1,0 +1,147 @@
+"""The evaluate stage's logic: every metric, with its protocol in its name, CIs and reference points.
+
+Protocol names: ``<metric>_<extractor>_<n>`` where extractor is ``clf`` (our classifier) or ``inc``
+(InceptionV3) and n the number of generated samples (``10k``). Reference points are measured with the
+same protocol: ``floor`` = real train images vs the real test set; ``ceiling`` = an untrained generator
+of the same architecture vs the real test set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics as M
+from .errors import DataError
+from .io import load_npz, sha256_file
+
+
+def count_name(n: int) -> str:
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def check_samples(x, path) -> None:
+    if not isinstance(x, np.ndarray) or x.dtype != np.uint8:
+        raise DataError(f"{path}: samples 'x' must be uint8 images in [0, 255], got dtype {getattr(x, 'dtype', None)}")
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise DataError(f"{path}: samples 'x' must have shape (N, H, W, C) with C in 1, 3; got {x.shape}")
+
+
+def load_samples(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    arrays = load_npz(path)
+    if "x" not in arrays:
+        raise DataError(f"{path}: missing array 'x'")
+    check_samples(arrays["x"], path)
+    return arrays["x"], arrays.get("y")
+
+
+def load_real_stats(path: str | os.PathLike, classifier_path: str | os.PathLike) -> dict:
+    path = Path(path)
+    arrays = load_npz(path)
+    need = {"mu", "sigma", "features", "classifier_sha256"}
+    if not need <= set(arrays):
+        raise DataError(f"{path}: not a real-statistics file (missing {sorted(need - set(arrays))})")
+    if arrays["classifier_sha256"].item() != sha256_file(classifier_path):
+        raise DataError(f"{path}: was computed with another classifier than {classifier_path}; rerun the features stage")
+    d = arrays["features"].shape[1]
+    if arrays["mu"].shape != (d,) or arrays["sigma"].shape != (d, d):
+        raise DataError(f"{path}: inconsistent shapes mu {arrays['mu'].shape}, sigma {arrays['sigma'].shape}")
+    return arrays
+
+
+def quality(gen_feats, real_feats, real_mu, real_sigma, cfg, seed: int, tag: str) -> dict:
+    """FD (with bootstrap CI over generated samples), KID, precision and recall of one sample set."""
+    n = len(gen_feats)
+    if n <= gen_feats.shape[1]:
+        raise DataError(f"{n} generated samples are too few for {gen_feats.shape[1]}-dimensional features "
+                        f"(need more than {gen_feats.shape[1]}; raise generate.n_samples)")
+    fd = M.frechet_distance(*M.feature_stats(gen_feats), real_mu, real_sigma)
+    lo, hi = M.bootstrap_ci(lambda i: M.frechet_distance(*M.feature_stats(gen_feats[i]), real_mu, real_sigma),
+                            n, cfg.bootstrap, seed)
+    kid_mean, kid_std = M.kid(real_feats, gen_feats, cfg.kid_subsets, cfg.kid_subset_size, seed)
+    prec, rec = M.precision_recall(real_feats, gen_feats, cfg.pr_k)
+    c = count_name(n)
+    return {f"fd_{tag}_{c}": fd, f"fd_{tag}_{c}_ci95_lo": lo, f"fd_{tag}_{c}_ci95_hi": hi,
+            f"kid_{tag}_{c}_mean": kid_mean, f"kid_{tag}_{c}_std": kid_std,
+            f"precision_{tag}_k{cfg.pr_k}_{c}": prec, f"recall_{tag}_k{cfg.pr_k}_{c}": rec}
+
+
+def ssim_block(gen, gen_y, real, real_y, train, cfg, seed: int) -> dict:
+    """Diversity (pairwise SSIM within a set, lower = more diverse) and memorisation (SSIM to nearest train)."""
+    g, r = gen.astype(np.float64) / 255.0, real.astype(np.float64) / 255.0
+    out = {}
+    for name, imgs in (("gen", g), ("real", r)):
+        vals = M.pairwise_ssim(imgs, cfg.ssim_pairs, seed)
+        lo, hi = M.bootstrap_ci(lambda i: vals[i].mean(), len(vals), cfg.bootstrap, seed)
+        out |= {f"ssim_pairwise_{name}": float(vals.mean()), f"ssim_pairwise_{name}_ci95_lo": lo,
+                f"ssim_pairwise_{name}_ci95_hi": hi}
+    for name, imgs, labels in (("gen", g, gen_y), ("real", r, real_y)):
+        if labels is None:
+            continue
+        per = {}
+        for c in np.unique(labels):
+            sel = imgs[labels.ravel() == c]
+            if len(sel) >= 2:
+                per[str(int(c))] = float(M.pairwise_ssim(sel, max(cfg.ssim_pairs // 10, 10), seed).mean())
+        out[f"ssim_pairwise_{name}_per_class"] = per
+    m = min(cfg.memorisation_samples, len(gen))
+    idx = np.random.default_rng(seed).choice(len(gen), m, replace=False)
+    nn = M.nearest_neighbours(gen[idx], train)
+    vals = M.ssim(g[idx], train[nn].astype(np.float64) / 255.0)
+    lo, hi = M.bootstrap_ci(lambda i: vals[i].mean(), len(vals), cfg.bootstrap, seed)
+    out |= {"ssim_nn_train_gen": float(vals.mean()), "ssim_nn_train_gen_ci95_lo": lo,
+            "ssim_nn_train_gen_ci95_hi": hi, "ssim_nn_train_gen_max": float(vals.max()),
+            "ssim_nn_train_samples": int(m)}
+    return out
+
+
+def evaluate(samples, sample_labels, extractor, real_stats: dict, train_x, test_x, test_y, ceiling_samples,
+             cfg, seed: int) -> dict:
+    """All metrics of ``samples`` plus floor and ceiling reference points, as one flat-ish dict."""
+    tag = "clf" if extractor.kind == "classifier" else "inc"
+    extractor.check(samples, "generated samples")
+    if real_stats is not None:
+        real_feats, mu, sigma = real_stats["features"].astype(np.float64), real_stats["mu"], real_stats["sigma"]
+    else:
+        real_feats, _ = extractor(test_x, cfg.batch_size)
+        mu, sigma = M.feature_stats(real_feats)
+    feats, probs = extractor(samples, cfg.batch_size)
+    n = len(samples)
+    out = quality(feats, real_feats, mu, sigma, cfg, seed, tag)
+    c = count_name(n)
+    if probs is not None:
+        out[f"clf_score_{c}"] = M.classifier_score(probs)
+        if sample_labels is not None:
+            per = M.per_class_accuracy(probs, sample_labels, probs.shape[1])
+            out[f"clf_accuracy_conditional_{c}"] = float(np.mean(list(per.values())))
+            out[f"clf_accuracy_conditional_{c}_per_class"] = per
+    out |= ssim_block(samples, sample_labels, test_x, test_y, train_x, cfg, seed)
+
+    # reference points, same protocol and sample count
+    rng = np.random.default_rng(seed)
+    floor_x = train_x[rng.choice(len(train_x), min(n, len(train_x)), replace=False)]
+    floor_f, _ = extractor(floor_x, cfg.batch_size)
+    ceil_f, _ = extractor(ceiling_samples, cfg.batch_size)
+    out["reference"] = {
+        "floor_real_train": quality(floor_f, real_feats, mu, sigma, cfg, seed, tag),
+        "ceiling_untrained_generator": quality(ceil_f, real_feats, mu, sigma, cfg, seed, tag),
+    }
+    out["protocol"] = {
+        "extractor": extractor.kind, "n_generated": n, "n_real_test": int(len(real_feats)),
+        "feature_dim": int(real_feats.shape[1]), "kid": f"{cfg.kid_subsets} subsets x {cfg.kid_subset_size}",
+        "precision_recall_k": cfg.pr_k, "ssim": "scikit-image gaussian (sigma 1.5), data_range 1",
+        "ci": f"percentile bootstrap, {cfg.bootstrap} resamples, 95%",
+    }
+    json.dumps(out, allow_nan=False)  # fail here, with the metric in the traceback, rather than on write
+    return out
+
+
+def untrained_like(generator, seed: int):
+    """A freshly initialised generator of the same architecture (the ceiling reference)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.models.clone_model(generator)

@@ -1,0 +1,127 @@
+"""Feature extractors for the metrics: our small CNN classifier (default) or Keras' InceptionV3.
+
+The classifier is trained on the prepared train split by the ``features`` stage. Its ``features`` layer
+(``features.feature_dim`` units, ReLU) gives the embedding behind ``fd_clf``/``kid_clf``/precision/recall,
+its softmax the class probabilities behind the classifier score. Nothing is downloaded: InceptionV3 is
+used only when its ImageNet weights are already in Keras' cache.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError, GanpipeError
+from .io import save_npz, sha256_file
+
+INCEPTION_WEIGHTS = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def build_classifier(size: int, channels: int, num_classes: int, width: int, feature_dim: int):
+    import keras
+    from keras import layers
+
+    x = inp = keras.Input((size, size, channels), name="image")
+    for ch in (width, width * 2):
+        x = layers.Conv2D(ch, 3, padding="same", activation="relu")(x)
+        x = layers.Conv2D(ch, 3, padding="same", activation="relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Dropout(0.25)(x)
+    x = layers.Flatten()(x)
+    feats = layers.Dense(feature_dim, activation="relu", name="features")(x)
+    x = layers.Dropout(0.3)(feats)
+    out = layers.Dense(num_classes, activation="softmax", name="probs", dtype="float32")(x)
+    return keras.Model(inp, out, name="classifier")
+
+
+def to_unit(x: np.ndarray) -> np.ndarray:
+    """uint8 images -> float32 in [0, 1] (the classifier's input scale)."""
+    return np.asarray(x, np.float32) / 255.0
+
+
+def train_classifier(x, y, x_test, y_test, num_classes: int, cfg, seed: int, progress: bool = True):
+    """Train the classifier; return it and its test accuracy."""
+    import keras
+    import tensorflow as tf
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    if y is None or num_classes < 2:
+        raise GanpipeError("features: the feature classifier needs labelled data with at least 2 classes "
+                           "(use evaluate.extractor: inception for unlabelled data)")
+    model = build_classifier(x.shape[1], x.shape[3], num_classes, cfg.width, cfg.feature_dim)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(to_unit(x), y, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=True,
+              verbose=2 if progress else 0)
+    _, acc = model.evaluate(to_unit(x_test), y_test, batch_size=500, verbose=0)
+    return model, float(acc)
+
+
+class Extractor:
+    """Batched features and class probabilities from a classifier or InceptionV3."""
+
+    def __init__(self, model, kind: str, path: str | os.PathLike | None = None):
+        import keras
+
+        self.kind, self.path = kind, path
+        self.model = model
+        if kind == "classifier":
+            self.input_shape = tuple(model.input_shape[1:])
+            self.net = keras.Model(model.input, [model.get_layer("features").output, model.output])
+        else:
+            self.input_shape = None
+            self.net = model
+
+    def check(self, images: np.ndarray, what: str) -> None:
+        if self.input_shape is not None and tuple(images.shape[1:]) != self.input_shape:
+            raise DataError(f"{self.path}: the classifier takes images of shape {self.input_shape}, "
+                            f"but {what} has {tuple(images.shape[1:])}")
+
+    def __call__(self, images: np.ndarray, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray | None]:
+        feats, probs = [], []
+        for i in range(0, len(images), batch_size):
+            batch = images[i:i + batch_size]
+            if self.kind == "classifier":
+                f, p = self.net(to_unit(batch), training=False)
+                probs.append(np.asarray(p, np.float64))
+            else:
+                f = self.net(_inception_input(batch), training=False)
+            feats.append(np.asarray(f, np.float64))
+        return np.concatenate(feats), (np.concatenate(probs) if probs else None)
+
+
+def _inception_input(batch: np.ndarray):
+    """uint8 NHWC -> 299x299 RGB in [-1, 1] with anti-aliased resize (grey replicated to RGB)."""
+    import tensorflow as tf
+
+    x = tf.convert_to_tensor(batch, tf.float32)
+    if x.shape[-1] == 1:
+        x = tf.repeat(x, 3, axis=-1)
+    x = tf.image.resize(x, (299, 299), method="bilinear", antialias=True)
+    return x / 127.5 - 1.0
+
+
+def inception_extractor() -> Extractor:
+    import keras
+
+    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / INCEPTION_WEIGHTS
+    if not cache.is_file():
+        raise GanpipeError(
+            f"evaluate.extractor: inception needs the ImageNet weights at {cache}, which are absent and are never "
+            f"downloaded here; copy the file there (from a machine where keras.applications.InceptionV3"
+            f"(weights='imagenet', include_top=False) has run), or use extractor: classifier")
+    model = keras.applications.InceptionV3(include_top=False, weights=str(cache), pooling="avg",
+                                           input_shape=(299, 299, 3))
+    return Extractor(model, "inception")
+
+
+def save_real_stats(path: str | os.PathLike, features: np.ndarray, classifier_path: str | os.PathLike) -> None:
+    from .metrics import feature_stats
+
+    mu, sigma = feature_stats(features)
+    save_npz(path, mu=mu, sigma=sigma, features=features.astype(np.float32), n=np.int64(len(features)),
+             classifier_sha256=np.asarray(sha256_file(classifier_path)))

@@ -1,0 +1,37 @@
+"""DVC stage `evaluate`: every metric of data/generated/samples.npz against the real test set, with
+bootstrap CIs and floor/ceiling references, into metrics/eval.json."""
+
+from ganpipe import params
+from ganpipe.data import load_split
+from ganpipe.evaluation import evaluate, load_real_stats, load_samples, untrained_like
+from ganpipe.features import Extractor, inception_extractor
+from ganpipe.generation import generate
+from ganpipe.io import write_json
+from ganpipe.saving import load_model
+from ganpipe.stage import run_stage
+
+SAMPLES = "data/generated/samples.npz"
+CLASSIFIER = "models/classifier.keras"
+STATS = "data/features/real_stats.npz"
+
+
+def main() -> None:
+    base = params.load("base")
+    cfg = params.load("evaluate")
+    x, y = load_samples(SAMPLES)
+    train_x, _, _ = load_split("data/prepared/train.npz")
+    test_x, test_y, _ = load_split("data/prepared/test.npz")
+    if cfg.extractor == "classifier":
+        extractor = Extractor(load_model(CLASSIFIER), "classifier", CLASSIFIER)
+        stats = load_real_stats(STATS, CLASSIFIER)
+    else:
+        extractor, stats = inception_extractor(), None
+    ceiling, _ = generate(untrained_like(load_model("models/generator.keras"), base.seed), len(x), base.seed,
+                          progress=False)
+    result = evaluate(x, y, extractor, stats, train_x, test_x, test_y, ceiling, cfg, base.seed)
+    write_json("metrics/eval.json", result)
+    print("evaluate: " + ", ".join(f"{k} {v:.4g}" for k, v in result.items() if k.startswith(("fd_", "kid_")) and "ci95" not in k))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,30 @@
+"""DVC stage `features`: train the feature classifier; write models/classifier.keras,
+data/features/real_stats.npz (real test-set feature mean/covariance in float64, and the features)
+and metrics/features.json (test accuracy)."""
+
+from ganpipe import params
+from ganpipe.data import load_split
+from ganpipe.features import Extractor, save_real_stats, train_classifier
+from ganpipe.io import write_json
+from ganpipe.saving import save_model
+from ganpipe.stage import run_stage
+
+CLASSIFIER = "models/classifier.keras"
+
+
+def main() -> None:
+    base = params.load("base")
+    cfg = params.load("features")
+    x, y, names = load_split("data/prepared/train.npz")
+    xt, yt, _ = load_split("data/prepared/test.npz")
+    model, acc = train_classifier(x, y, xt, yt, len(names or []), cfg, base.seed)
+    save_model(model, CLASSIFIER)
+    feats, _ = Extractor(model, "classifier", CLASSIFIER)(xt)
+    save_real_stats("data/features/real_stats.npz", feats, CLASSIFIER)
+    write_json("metrics/features.json", {"test_accuracy": round(acc, 6), "feature_dim": cfg.feature_dim,
+                                         "n_test": int(len(xt))})
+    print(f"features: classifier test accuracy {acc:.4f}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,60 @@
+"""The whole pipeline (prepare -> features -> train -> generate -> evaluate) through real `dvc repro`."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import dvc, make_repo, set_params, sh, tiny_pipeline_params
+
+pytestmark = pytest.mark.slow
+
+
+def ran(stdout: str) -> set[str]:
+    return set(re.findall(r"Running stage '([\w-]+)'", stdout))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    repo = make_repo(tmp_path_factory.mktemp("e2e"))
+    tiny_pipeline_params(repo)
+    sh(["git", "commit", "-qam", "tiny profile"], repo)
+    out = dvc("repro", cwd=repo)
+    return repo, out
+
+
+def test_full_pipeline_runs_every_stage(pipeline):
+    repo, out = pipeline
+    assert ran(out.stdout) == {"prepare", "features", "train", "generate", "evaluate"}
+    for f in ("data/generated/samples.npz", "data/generated/plots/samples.png",
+              "data/generated/plots/interpolation.png", "models/classifier.keras", "metrics/eval.json"):
+        assert (repo / f).is_file(), f
+    assert json.loads((repo / "metrics/features.json").read_text())["test_accuracy"] > 0.6
+
+
+def test_trained_generator_lies_between_floor_and_ceiling(pipeline):
+    repo, _ = pipeline
+    m = json.loads((repo / "metrics/eval.json").read_text())
+    floor, ceiling = m["reference"]["floor_real_train"], m["reference"]["ceiling_untrained_generator"]
+    for key in ("fd_clf_1k", "kid_clf_1k_mean"):
+        assert floor[key] < m[key] < ceiling[key], (key, floor[key], m[key], ceiling[key])
+    assert m["fd_clf_1k_ci95_lo"] <= m["fd_clf_1k"] <= m["fd_clf_1k_ci95_hi"]
+    assert 0 <= m["precision_clf_k3_1k"] <= 1 and 0 <= m["recall_clf_k3_1k"] <= 1
+    assert m["protocol"]["n_generated"] == 1000 and m["protocol"]["extractor"] == "classifier"
+
+
+def test_second_repro_runs_nothing_and_param_change_reruns_downstream_only(pipeline):
+    repo, _ = pipeline
+    assert ran(dvc("repro", cwd=repo).stdout) == set()
+    set_params(repo, "generate", n_samples=1200)
+    assert ran(dvc("repro", cwd=repo).stdout) == {"generate", "evaluate"}
+    m = json.loads((repo / "metrics/eval.json").read_text())
+    assert "fd_clf_1200" in m
+    set_params(repo, "train", epochs=9)
+    out = dvc("repro", cwd=repo)
+    assert ran(out.stdout) == {"train", "generate", "evaluate"}
+    # a longer run continues from the previous run's final checkpoint
+    assert "resuming from checkpoints/ckpt.npz at step 256" in out.stdout + out.stderr
