@@ -133,7 +133,7 @@ def evaluate(samples, sample_labels, extractor, real_stats: dict, train_x, test_
         "extractor": extractor.kind, "n_generated": n, "n_real_test": int(len(real_feats)),
         "feature_dim": int(real_feats.shape[1]), "kid": f"{cfg.kid_subsets} subsets x {cfg.kid_subset_size}",
         "precision_recall_k": cfg.pr_k, "ssim": "scikit-image gaussian (sigma 1.5), data_range 1",
-        "ci": f"percentile bootstrap, {cfg.bootstrap} resamples, 95%",
+        "ci": f"normal bootstrap (estimate +- 1.96 SE), {cfg.bootstrap} resamples",
     }
     json.dumps(out, allow_nan=False)  # fail here, with the metric in the traceback, rather than on write
     return out
