@@ -66,7 +66,7 @@ def bench_one(arch, loss, x, y, steps, batch, base_model, base_train):
     xs, ys = x[:n], y[:n].astype(np.int32)
 
     # plain
-    training.configure_tf(tc, 0)
+    training.configure_tf(tc, 0, second_order=loss == "wgan-gp")
     gan = training.build_gan(mc, tc, 28, 1, 10, 0)
     step = plain_step_fn(gan)
     real = [training.scale_images(xs[i * batch:(i + 1) * batch]) for i in range(steps + 5)]
@@ -79,7 +79,7 @@ def bench_one(arch, loss, x, y, steps, batch, base_model, base_train):
     plain = steps * batch / (time.perf_counter() - t0)
 
     # stage
-    training.configure_tf(tc, 0)
+    training.configure_tf(tc, 0, second_order=loss == "wgan-gp")
     gan = training.build_gan(mc, tc, 28, 1, 10, 0)
     pl = training.Plan(steps + 5, steps + 5)
     with tempfile.TemporaryDirectory() as tmp:

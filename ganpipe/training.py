@@ -88,12 +88,17 @@ def epoch_dataset(x, y, batch: int, epoch: int, seed: int, first_batch: int, n_b
 # ------------------------------------------------------------------------------------------ set-up
 
 
-def configure_tf(cfg: P.Train, seed: int) -> None:
+def configure_tf(cfg: P.Train, seed: int, second_order: bool = False) -> None:
+    """Seeds, determinism and precision policy. ``second_order``: the step differentiates a gradient
+    (WGAN-GP); Grappler's graph optimisers then sometimes rewrite it into a graph with a cycle
+    ("InvalidArgumentError: N nodes in a cycle", seen with spectral normalisation, about one run in
+    four), so they are turned off for such runs (measured cost in bench/train_throughput.py)."""
     import keras
     import tensorflow as tf
 
     keras.backend.clear_session()  # fresh layer-name counters: the saved config is the same on every run
     keras.utils.set_random_seed(seed)
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": second_order})
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
@@ -217,7 +222,7 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
         raise GanpipeError(f"prepared images are {x.shape[1]}x{x.shape[2]}; training needs square sizes divisible by 4")
     labels = (y if y is not None else np.zeros(len(x))).astype(np.int32)
     pl = plan(len(x), train_cfg)
-    configure_tf(train_cfg, seed)
+    configure_tf(train_cfg, seed, second_order=model_cfg.loss == "wgan-gp")
     gan = build_gan(model_cfg, train_cfg, size, channels, num_classes, seed)
     fp = fingerprint(model_cfg, train_cfg, seed, data_digest)
 

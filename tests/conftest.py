@@ -101,7 +101,9 @@ PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "ganpipe", "data/raw", ".d
 
 
 def sh(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, **(env or {})}
+    # as in an activated venv: `dvc queue` workers start `dvc` by name
+    path = f"{Path(sys.prefix) / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path, **(env or {})}
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

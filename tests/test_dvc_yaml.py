@@ -82,4 +82,27 @@ def test_every_stage_depends_on_its_script_and_library_modules():
 
 def test_stage_commands_use_the_project_venv():
     for name, stage in DVC["stages"].items():
-        assert stage["cmd"].startswith(".venv/bin/python "), f"stage {name} must run with .venv/bin/python"
+        assert stage["cmd"].startswith("sh stages/python.sh "), f"stage {name} must run through stages/python.sh"
+        assert "stages/python.sh" in stage["deps"]
+
+
+def test_the_wrapper_finds_the_venv_above_and_prefers_local_code(tmp_path):
+    import subprocess
+    import sys
+
+    root = tmp_path / "repo"
+    work = root / ".dvc" / "tmp" / "exps" / "tmp123"  # where queued experiments run
+    (work / "ganpipe").mkdir(parents=True)
+    (work / "ganpipe" / "__init__.py").write_text("WHERE = 'copy'\n")
+    (root / ".venv" / "bin").mkdir(parents=True)
+    (root / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    script = work / "probe.py"
+    script.write_text("import sys, ganpipe; print(ganpipe.WHERE, sys.executable)\n")
+    env = {"PATH": "/usr/bin:/bin"}
+    out = subprocess.run(["sh", str(REPO / "stages/python.sh"), "probe.py"], cwd=work, capture_output=True,
+                         text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == "copy" and str(root / ".venv/bin/python") in out.stdout
+    none = subprocess.run(["sh", str(REPO / "stages/python.sh"), "probe.py"], cwd=tmp_path, capture_output=True,
+                          text=True, env=env)
+    assert none.returncode == 1 and "run 'make setup'" in none.stderr

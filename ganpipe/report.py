@@ -1,0 +1,210 @@
+"""An offline comparison report: one self-contained HTML file (embedded PNGs, no scripts, no URLs) and a
+Markdown summary, for the workspace and any git revisions or DVC experiments.
+
+For each revision it reads ``metrics/eval.json``, ``metrics/train.json``, the DVCLive loss tables, the
+sample grid and ``params.yaml`` (through ``dvc.api`` for revisions, so DVC-tracked files come from the
+cache or the remote). For each metric with a 95% interval it says whether a run differs from the first
+(the baseline) beyond the intervals, i.e. whether the two intervals are disjoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .io import write_bytes
+
+EVAL = "metrics/eval.json"
+TRAIN = "metrics/train.json"
+LOSSES = ("d_loss", "g_loss")
+LOSS_TSV = "metrics/train/plots/metrics/{}.tsv"
+GRID = "data/generated/plots/samples.png"
+PARAMS = "params.yaml"
+
+
+@dataclass
+class Run:
+    label: str
+    eval: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    losses: dict = field(default_factory=dict)  # name -> (steps, values)
+    grid: bytes | None = None
+    params: dict = field(default_factory=dict)
+
+
+def _reader(rev: str | None, repo: str):
+    if rev is None:
+        def read(path: str) -> bytes | None:
+            p = Path(repo) / path
+            return p.read_bytes() if p.is_file() else None
+        return read
+
+    import dvc.api
+
+    def read(path: str) -> bytes | None:
+        try:
+            return dvc.api.read(path, repo=repo, rev=rev, mode="rb")
+        except Exception:  # absent at that revision, or not pulled: the report shows it as missing
+            return None
+    return read
+
+
+def load_run(rev: str | None, repo: str = ".") -> Run:
+    import yaml
+
+    read = _reader(rev, repo)
+    run = Run(rev or "workspace")
+    if (b := read(EVAL)) is not None:
+        run.eval = json.loads(b)
+    if (b := read(TRAIN)) is not None:
+        run.train = json.loads(b)
+    for name in LOSSES:
+        if (b := read(LOSS_TSV.format(name))) is not None:
+            rows = [line.split("\t") for line in b.decode().splitlines()[1:] if line.strip()]
+            run.losses[name] = ([int(r[0]) for r in rows], [float(r[1]) for r in rows])
+    run.grid = read(GRID)
+    if (b := read(PARAMS)) is not None:
+        run.params = yaml.safe_load(b) or {}
+    return run
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flat(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def metric_rows(run: Run) -> dict[str, tuple[float, float | None, float | None]]:
+    """name -> (value, ci_lo, ci_hi) for the headline metrics (no reference points, no per-class)."""
+    rows = {}
+    e = run.eval
+    for k, v in e.items():
+        if isinstance(v, (dict, list)) or k.endswith(("_ci95_lo", "_ci95_hi", "_std")) or not isinstance(v, (int, float)):
+            continue
+        lo, hi = e.get(f"{k}_ci95_lo"), e.get(f"{k}_ci95_hi")
+        if k.endswith("_mean") and f"{k[:-5]}_std" in e:  # KID: mean +- 1.96 std over subsets
+            sd = e[f"{k[:-5]}_std"]
+            lo, hi = v - 1.96 * sd, v + 1.96 * sd
+        rows[k] = (float(v), lo, hi)
+    return rows
+
+
+def verdict(a: tuple, b: tuple) -> str:
+    if a[1] is None or b[1] is None:
+        return "no interval"
+    if a[2] < b[1] or b[2] < a[1]:
+        return "differs (intervals disjoint)"
+    return "within intervals"
+
+
+def changed_params(runs: list[Run]) -> dict[str, list]:
+    flat = [_flat(r.params) for r in runs]
+    keys = sorted(set().union(*flat))
+    return {k: [f.get(k) for f in flat] for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1}
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def loss_plot(runs: list[Run]) -> bytes | None:
+    if not any(r.losses for r in runs):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(LOSSES), figsize=(5 * len(LOSSES), 3.2))
+    for ax, name in zip(axes, LOSSES):
+        for r in runs:
+            if name in r.losses:
+                ax.plot(*r.losses[name], marker="o", ms=3, label=r.label)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def _img(data: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))
+
+
+def render(runs: list[Run]) -> tuple[str, str]:
+    """(html, markdown) for ``runs``; the first run is the baseline for the verdicts."""
+    names = sorted(set().union(*(metric_rows(r) for r in runs)))
+    rows = [metric_rows(r) for r in runs]
+    base = rows[0]
+    md = ["# ganpipe report", "", "Runs: " + ", ".join(f"`{r.label}`" for r in runs), ""]
+    h = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>ganpipe report</title><style>",
+         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+         "padding:3px 8px;text-align:right}th:first-child,td:first-child{text-align:left}.diff{background:#fde2e2}"
+         "img{image-rendering:pixelated;max-width:100%}</style></head><body>",
+         "<h1>ganpipe report</h1>"]
+    header = ["metric"] + [r.label for r in runs] + [f"{r.label} vs {runs[0].label}" for r in runs[1:]]
+    md += ["## Metrics (95% intervals)", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    h += ["<h2>Metrics (95% intervals)</h2><table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr>"]
+    for name in names:
+        cells, verdicts = [], []
+        for row in rows:
+            v = row.get(name)
+            cells.append("—" if v is None else _fmt(v[0]) + ("" if v[1] is None else f" [{_fmt(v[1])}, {_fmt(v[2])}]"))
+        for row in rows[1:]:
+            verdicts.append(verdict(base[name], row[name]) if name in base and name in row else "missing")
+        md.append(f"| {name} | " + " | ".join(cells + verdicts) + " |")
+        h.append("<tr><td>" + html.escape(name) + "</td>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+                 + "".join(f"<td class='{'diff' if v.startswith('differs') else ''}'>{v}</td>" for v in verdicts) + "</tr>")
+    h.append("</table>")
+    train_keys = ["steps", "images_seen", "img_per_sec", "wall_seconds", "d_loss", "g_loss"]
+    md += ["", "## Training", "", "| run | " + " | ".join(train_keys) + " |", "|" + " --- |" * (len(train_keys) + 1)]
+    h.append("<h2>Training</h2><table><tr><th>run</th>" + "".join(f"<th>{k}</th>" for k in train_keys) + "</tr>")
+    for r in runs:
+        vals = [_fmt(r.train.get(k, "—")) for k in train_keys]
+        md.append(f"| {r.label} | " + " | ".join(vals) + " |")
+        h.append(f"<tr><td>{html.escape(r.label)}</td>" + "".join(f"<td>{v}</td>" for v in vals) + "</tr>")
+    h.append("</table>")
+    changed = changed_params(runs)
+    if changed:
+        md += ["", "## Params that differ", "", "| key | " + " | ".join(r.label for r in runs) + " |",
+               "|" + " --- |" * (len(runs) + 1)]
+        h.append("<h2>Params that differ</h2><table><tr><th>key</th>" + "".join(f"<th>{html.escape(r.label)}</th>" for r in runs) + "</tr>")
+        for k, vals in changed.items():
+            md.append(f"| {k} | " + " | ".join(_fmt(v) for v in vals) + " |")
+            h.append(f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{_fmt(v)}</td>" for v in vals) + "</tr>")
+        h.append("</table>")
+    curves = loss_plot(runs)
+    if curves:
+        h += ["<h2>Training curves (epoch means)</h2>", _img(curves, "losses")]
+    h.append("<h2>Samples</h2><table><tr>" + "".join(f"<th>{html.escape(r.label)}</th>" for r in runs) + "</tr><tr>")
+    for r in runs:
+        h.append("<td>" + (_img(r.grid, f"samples {r.label}") if r.grid else "missing") + "</td>")
+    h.append("</tr></table></body></html>")
+    return "\n".join(h) + "\n", "\n".join(md) + "\n"
+
+
+def write_report(revs: list[str], out_html: str | os.PathLike, out_md: str | os.PathLike, repo: str = ".") -> list[Run]:
+    """``revs`` empty: the workspace alone; ``"workspace"`` names the workspace among revisions."""
+    revs = revs or ["workspace"]
+    runs = [load_run(None if rev == "workspace" else rev, repo) for rev in revs]
+    page, md = render(runs)
+    write_bytes(out_html, page.encode())
+    write_bytes(out_md, md.encode())
+    return runs

@@ -1,0 +1,139 @@
+"""The experiment workflow with real dvc and git: experiments, the queue, diffs across commits, the
+offline report, push to the default local remote and pull into a fresh clone, identical reruns."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import dvc, make_repo, set_params, sh, tiny_pipeline_params
+
+pytestmark = pytest.mark.slow
+TIMING = {"metrics/train.json"}
+
+
+def lock_hashes(lock_text: str) -> dict[str, str]:
+    lock = yaml.safe_load(lock_text)
+    return {o["path"]: o["md5"] for s in lock["stages"].values() for o in s.get("outs", [])}
+
+
+def walk(obj):
+    yield obj
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from walk(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from walk(v)
+
+
+def experiments(repo: Path) -> list[dict]:
+    """(name, params, eval metrics) of every experiment `dvc exp show --json` reports."""
+    shown = json.loads(dvc("exp", "show", "--json", cwd=repo).stdout)
+    out = []
+    for node in walk(shown):
+        if isinstance(node, dict) and node.get("name") and isinstance(node.get("data"), dict):
+            data = node["data"]
+            params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
+            metrics = (data.get("metrics") or {}).get("metrics/eval.json", {}).get("data", {})
+            out.append({"name": node["name"], "params": params, "eval": metrics})
+    return out
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    base = tmp_path_factory.mktemp("wf")
+    repo = make_repo(base)
+    tiny_pipeline_params(repo)
+    sh(["git", "commit", "-qam", "tiny profile"], repo)
+    dvc("repro", cwd=repo)
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-qm", "baseline run"], repo)
+    return repo, (repo / "dvc.lock").read_text()
+
+
+def test_two_clean_runs_give_the_same_output_hashes(project, tmp_path):
+    _, baseline_lock = project
+    other = make_repo(tmp_path)
+    tiny_pipeline_params(other)
+    dvc("repro", cwd=other)
+    a, b = lock_hashes(baseline_lock), lock_hashes((other / "dvc.lock").read_text())
+    assert a.keys() == b.keys() and len(a) >= 8
+    assert {k for k in a if a[k] != b[k]} <= TIMING
+
+
+def test_exp_run_with_set_param_is_reported_by_exp_show(project):
+    repo, _ = project
+    out = dvc("exp", "run", "-S", "model.loss=hinge", "-n", "hinge-loss", cwd=repo)
+    assert "Running stage 'train'" in out.stdout and "Running stage 'prepare'" not in out.stdout
+    exps = {e["name"]: e for e in experiments(repo)}
+    assert "hinge-loss" in exps, sorted(exps)
+    assert exps["hinge-loss"]["params"]["model"]["loss"] == "hinge"
+    assert exps["hinge-loss"]["eval"]["fd_clf_1k"] > 0
+    diff = dvc("exp", "diff", "HEAD", "hinge-loss", "--json", cwd=repo).stdout
+    assert "model.loss" in diff and "fd_clf_1k" in diff
+
+
+def test_queued_experiments_run_with_queue_start(project):
+    repo, _ = project
+    for lr in ("0.0003", "0.0007"):
+        dvc("exp", "run", "--queue", "-S", f"train.g_lr={lr}", "-n", f"glr-{lr}", cwd=repo)
+    dvc("queue", "start", "-j", "1", cwd=repo)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = dvc("queue", "status", cwd=repo).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(2)
+    dvc("queue", "stop", "--kill", cwd=repo, check=False)
+    assert "Failed" not in status, status + dvc("queue", "logs", "glr-0.0003", cwd=repo, check=False).stdout
+    exps = {e["name"]: e for e in experiments(repo)}
+    for lr in ("0.0003", "0.0007"):
+        assert exps[f"glr-{lr}"]["params"]["train"]["g_lr"] == float(lr)
+        assert exps[f"glr-{lr}"]["eval"]["fd_clf_1k"] > 0
+
+
+def test_commits_compare_with_metrics_and_params_diff_and_the_offline_report(project):
+    repo, _ = project
+    set_params(repo, "generate", n_samples=1100)
+    dvc("repro", cwd=repo)
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-qm", "more samples"], repo)
+    params = json.loads(dvc("params", "diff", "HEAD~1", "--json", cwd=repo).stdout)
+    assert params["params.yaml"]["generate.n_samples"] == {"old": 1000, "new": 1100}
+    metrics = json.loads(dvc("metrics", "diff", "HEAD~1", "--json", cwd=repo).stdout)
+    assert "fd_clf_1100" in json.dumps(metrics) and "fd_clf_1k" in json.dumps(metrics)
+
+    out = sh([str(Path(sys.prefix) / "bin" / "ganpipe"), "report", "HEAD~1", "HEAD", "-o", "reports/cmp.html"], repo)
+    assert "2 runs" in out.stdout
+    page = (repo / "reports/cmp.html").read_text()
+    md = (repo / "reports/cmp.md").read_text()
+    assert "http://" not in page and "https://" not in page and "<script" not in page.lower()
+    assert page.count("data:image/png;base64,") >= 3  # curves + one sample grid per run
+    assert "HEAD~1" in md and "generate.n_samples" in md
+    # the same model and 1000 vs 1100 samples: FD intervals overlap
+    assert "fd_clf" in md and ("within intervals" in md or "no interval" in md)
+
+
+def test_push_then_pull_in_a_fresh_clone_restores_everything(project, tmp_path):
+    repo, _ = project
+    dvc("push", cwd=repo)
+    clone = repo.parent / "clone"
+    if clone.exists():
+        shutil.rmtree(clone)
+    sh(["git", "clone", "-q", str(repo), str(clone)], repo.parent)
+    os.symlink(sys.prefix, clone / ".venv")
+    dvc("pull", cwd=clone)
+    status = dvc("status", cwd=clone).stdout
+    assert "up to date" in status, status
+    for f in ("models/generator.keras", "metrics/eval.json", "data/prepared/train.npz", "checkpoints/ckpt.npz"):
+        assert (clone / f).read_bytes() == (repo / f).read_bytes(), f
+    assert "Running stage" not in dvc("repro", cwd=clone).stdout
