@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.ganpipe-installed
 FMNIST := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
 
-.PHONY: run test setup dataset
+.PHONY: run test setup dataset compare
 
 run: setup dataset
 	$(VENV)/bin/dvc repro
@@ -39,3 +39,7 @@ dataset:
 	  echo "         (or fill Keras' cache: python -c 'import keras; keras.datasets.fashion_mnist.load_data()')"; \
 	  exit 1; \
 	fi
+
+# The experiment table with the columns that matter.
+compare: setup
+	$(VENV)/bin/dvc exp show --md --drop '.*' --keep 'Experiment|^fd_clf_[0-9k]+$$|kid_clf_.*_mean|^precision_clf|^recall_clf|img_per_sec|model\.(arch|loss)|train\.(epochs|g_lr|d_lr)'

@@ -106,3 +106,28 @@ def test_the_wrapper_finds_the_venv_above_and_prefers_local_code(tmp_path):
     none = subprocess.run(["sh", str(REPO / "stages/python.sh"), "probe.py"], cwd=tmp_path, capture_output=True,
                           text=True, env=env)
     assert none.returncode == 1 and "run 'make setup'" in none.stderr
+
+
+def _declared_outputs() -> set[str]:
+    out = set()
+    for stage in DVC["stages"].values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind, []):
+                out |= set(entry) if isinstance(entry, dict) else {entry}
+    return out
+
+
+def test_every_file_the_report_and_plots_read_is_a_stage_output():
+    from ganpipe import report
+
+    declared = _declared_outputs()
+    wanted = [report.EVAL, report.TRAIN, report.GRID] + [report.LOSS_TSV.format(n) for n in report.LOSSES]
+    for plot in DVC.get("plots", []):
+        if isinstance(plot, dict):
+            (spec,) = plot.values()
+            wanted += list(spec.get("y", {}))
+        else:
+            wanted.append(plot)
+    for path in wanted:
+        assert any(path == d or path.startswith(d.rstrip("/") + "/") for d in declared), \
+            f"{path} is read by the report or a plot but no stage declares it as an output"

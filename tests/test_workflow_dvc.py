@@ -108,9 +108,13 @@ def test_commits_compare_with_metrics_and_params_diff_and_the_offline_report(pro
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-qm", "more samples"], repo)
     params = json.loads(dvc("params", "diff", "HEAD~1", "--json", cwd=repo).stdout)
-    assert params["params.yaml"]["generate.n_samples"] == {"old": 1000, "new": 1100}
+    change = params["params.yaml"]["generate.n_samples"]
+    assert (change["old"], change["new"]) == (1000, 1100)
     metrics = json.loads(dvc("metrics", "diff", "HEAD~1", "--json", cwd=repo).stdout)
     assert "fd_clf_1100" in json.dumps(metrics) and "fd_clf_1k" in json.dumps(metrics)
+
+    plots = dvc("plots", "diff", "HEAD~1", "--json", cwd=repo).stdout
+    assert "d_loss.tsv" in plots and "samples.png" in plots
 
     out = sh([str(Path(sys.prefix) / "bin" / "ganpipe"), "report", "HEAD~1", "HEAD", "-o", "reports/cmp.html"], repo)
     assert "2 runs" in out.stdout
