@@ -20,6 +20,19 @@ def ema_update(ema_vars, vars_, decay: float) -> None:
         e.assign(decay * e + (1.0 - decay) * tf.cast(w, e.dtype))
 
 
+def fused_ema_update(ema_vars, vars_):
+    """An XLA-compiled ``ema_update`` over fixed variable lists: each update becomes one pass over memory
+    (about 3 array passes instead of 9); the EMA of a large generator (the mlp baseline's 78M weights)
+    is memory-bound."""
+    ema_vars, vars_ = list(ema_vars), list(vars_)
+
+    @tf.function(jit_compile=True)
+    def update(decay):
+        ema_update(ema_vars, vars_, decay)
+
+    return update
+
+
 class GAN(keras.Model):
     def __init__(self, generator, discriminator, ema_generator=None, *, loss="ns", latent_dim=64,
                  num_classes=0, gp_weight=10.0, critic_steps=1, ema_decay=0.0, augment=(), seed=0, **kwargs):
@@ -34,6 +47,7 @@ class GAN(keras.Model):
         self.critic_steps = critic_steps
         self.ema_decay = ema_decay
         self.augment_ops = tuple(augment)
+        self._ema_fn = None
         self.seed_generator = keras.random.SeedGenerator(seed, name="train_seed")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
@@ -103,7 +117,9 @@ class GAN(keras.Model):
         self._apply(self.g_optimizer, tape, g_loss, g_vars)
 
         if self.ema_generator is not None:
-            ema_update(self.ema_generator.trainable_variables, g_vars, self.ema_decay)
+            if self._ema_fn is None:
+                self._ema_fn = fused_ema_update(self.ema_generator.trainable_variables, g_vars)
+            self._ema_fn(tf.constant(self.ema_decay, tf.float32))
             for e, w in zip(self.ema_generator.non_trainable_variables, self.generator.non_trainable_variables):
                 e.assign(w)  # batch-norm statistics follow the live generator
 

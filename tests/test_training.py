@@ -56,6 +56,12 @@ def test_ema_update_math():
     np.testing.assert_allclose(ema[0].numpy(), [0.9 * 1 + 0.1 * 3, 0.9 * 2 + 0.1 * -2], rtol=1e-6)
     ema_update(ema, live, 0.0)  # decay 0 copies the live weights
     np.testing.assert_allclose(ema[0].numpy(), [3.0, -2.0])
+    # the XLA-fused version the train step uses computes the same
+    from ganpipe.gan import fused_ema_update
+
+    ema = [keras.Variable(np.array([1.0, 2.0], np.float32))]
+    fused_ema_update(ema, live)(np.float32(0.9))
+    np.testing.assert_allclose(ema[0].numpy(), [0.9 * 1 + 0.1 * 3, 0.9 * 2 + 0.1 * -2], rtol=1e-6)
 
 
 def test_epoch_order_is_a_seeded_permutation():
