@@ -47,10 +47,22 @@ def plan(n_images: int, cfg: P.Train) -> Plan:
     return Plan(spe, total)
 
 
+# The modules whose code shapes the trajectory: a checkpoint made by other code is not resumed.
+TRAINING_CODE = ("augment.py", "gan.py", "losses.py", "models.py", "training.py")
+
+
+def code_digest() -> str:
+    h = hashlib.sha256()
+    for name in TRAINING_CODE:
+        h.update((Path(__file__).parent / name).read_bytes())
+    return h.hexdigest()
+
+
 def fingerprint(model_cfg: P.Model, train_cfg: P.Train, seed: int, data_digest: str) -> str:
-    """Hash of everything that determines the training trajectory."""
+    """Hash of everything that determines the training trajectory: params, seed, data and code."""
     t = {k: v for k, v in P.to_dict(train_cfg).items() if k not in LENGTH_KEYS}
-    blob = json.dumps({"seed": seed, "model": P.to_dict(model_cfg), "train": t, "data": data_digest}, sort_keys=True)
+    blob = json.dumps({"seed": seed, "model": P.to_dict(model_cfg), "train": t, "data": data_digest,
+                       "code": code_digest()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -235,7 +247,7 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
             log(f"train: ignoring unreadable checkpoint {ckpt_path} ({e}); starting fresh")
             found = None
         if found is not None and found.fingerprint != fp:
-            log(f"train: checkpoint {ckpt_path} was made with different params or data; starting fresh")
+            log(f"train: checkpoint {ckpt_path} was made with different params, data or code; starting fresh")
         elif found is not None and found.step > pl.total_steps:
             log(f"train: checkpoint {ckpt_path} is at step {found.step}, past this run's {pl.total_steps}; starting fresh")
         elif found is not None:
