@@ -269,13 +269,8 @@ def read_image(path: Path) -> np.ndarray:
             raise DataError(f"{path}: empty file (0 bytes)")
         with Image.open(path) as im:
             im.load()
-            if im.mode in ("L", "I;16", "I", "F", "1") and im.mode != "L":
-                im = im.convert("L")
-            elif im.mode not in ("L", "RGB"):
-                im = im.convert("LA" if im.mode in ("LA", "La") else "RGB")
-                if im.mode == "LA":
-                    im = im.convert("L")
-            arr = np.asarray(im, dtype=np.uint8)
+            grey = im.mode in ("1", "L", "LA", "La", "I", "I;16", "F")  # alpha is dropped
+            arr = np.asarray(im.convert("L" if grey else "RGB"), dtype=np.uint8)
     except DataError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:

@@ -188,9 +188,6 @@ class Base:
     seed: int = p(0, lambda v: 0 <= v < 2**31, "must be in [0, 2**31)", "the one seed every stage derives its RNGs from")
 
 
-SOURCE_KINDS = ("fashion-mnist", "idx:", "images:", "npz:")
-
-
 def _valid_source(v: str) -> bool:
     if v == "fashion-mnist":
         return True
@@ -230,9 +227,6 @@ class Model:
     conditional: bool = p(False, None, "", "class-conditional G (label embedding) and D (projection)")
     gp_weight: float = p(10.0, lambda v: v >= 0, "must be >= 0", "gradient-penalty weight (wgan-gp)")
     critic_steps: int = p(1, lambda v: 1 <= v <= 20, "must be in [1, 20]", "discriminator steps per generator step")
-
-
-AUGMENTS = ("translation", "cutout")
 
 
 @section("train")

@@ -351,3 +351,18 @@ def test_seed_changes_the_split(fashion_slice, tmp_path):
     c = D.prepare(prep_params(source=f"npz:{f}"), seed=1)
     assert not np.array_equal(a.test.x, b.test.x)
     np.testing.assert_array_equal(a.test.x, c.test.x)
+
+
+def test_image_modes_become_grey_or_rgb(tmp_path):
+    from PIL import Image
+
+    rgba = np.zeros((10, 12, 4), np.uint8)
+    rgba[..., 0] = 200
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(rgba[..., :3]).convert("P").save(tmp_path / "palette.png")
+    Image.fromarray(np.full((10, 12), 7, np.uint8)).convert("LA").save(tmp_path / "la.png")
+    assert D.read_image(tmp_path / "rgba.png").shape == (10, 12, 3)
+    assert D.read_image(tmp_path / "rgba.png")[0, 0, 0] == 200
+    assert D.read_image(tmp_path / "palette.png").shape == (10, 12, 3)
+    la = D.read_image(tmp_path / "la.png")
+    assert la.shape == (10, 12, 1) and la[0, 0, 0] == 7
