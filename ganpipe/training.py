@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from . import params as P
@@ -325,13 +326,7 @@ def _log_epoch(live, rec: dict, grid: np.ndarray | None) -> None:
         live.log_image(f"samples/epoch-{rec['epoch']:03d}.png", Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid))
 
 
-def _make_callback_base():
-    import keras
-
-    return keras.callbacks.Callback
-
-
-class _StepCallback(_make_callback_base()):
+class _StepCallback(keras.callbacks.Callback):
     """Per step: stop on a non-finite loss, checkpoint on cadence, advance the progress bar."""
 
     def __init__(self, gan, ckpt: Checkpoint, path: Path, cfg: P.Train, pl: Plan, progress: bool):
