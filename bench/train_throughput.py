@@ -67,7 +67,7 @@ def bench_one(arch, loss, x, y, steps, batch, base_model, base_train):
 
     # plain
     training.configure_tf(tc, 0, second_order=loss == "wgan-gp")
-    gan = training.build_gan(mc, tc, 28, 1, 10, 0)
+    gan = training.build_gan(mc, tc, 28, 1, 10)
     step = plain_step_fn(gan)
     real = [training.scale_images(xs[i * batch:(i + 1) * batch]) for i in range(steps + 5)]
     for r in real[:3]:
@@ -80,14 +80,14 @@ def bench_one(arch, loss, x, y, steps, batch, base_model, base_train):
 
     # stage
     training.configure_tf(tc, 0, second_order=loss == "wgan-gp")
-    gan = training.build_gan(mc, tc, 28, 1, 10, 0)
+    gan = training.build_gan(mc, tc, 28, 1, 10)
     pl = training.Plan(steps + 5, steps + 5)
     with tempfile.TemporaryDirectory() as tmp:
         cb = training._StepCallback(gan, training.Checkpoint(0, "bench"), Path(tmp) / "ckpt.npz", tc, pl, progress=True)
         cb.epoch_start = 0
-        gan.fit(training.epoch_dataset(xs, ys, batch, 0, 0, 0, 3), epochs=1, verbose=0, shuffle=False, callbacks=[cb])
+        gan.fit(training.epoch_dataset(xs, ys, batch, 0, 0, 0, 3, gan.noise_spec()), epochs=1, verbose=0, shuffle=False, callbacks=[cb])
         cb.epoch_start = 3
-        ds = training.epoch_dataset(xs, ys, batch, 0, 0, 3, steps)
+        ds = training.epoch_dataset(xs, ys, batch, 0, 0, 3, steps, gan.noise_spec())
         t0 = time.perf_counter()
         gan.fit(ds, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
         stage_s = time.perf_counter() - t0

@@ -1,20 +1,27 @@
 """Differentiable augmentation (DiffAugment, Zhao et al. 2020) applied to D's real and fake inputs.
 
-Every random draw takes a ``keras.random.SeedGenerator``, so augmentation is reproducible and resumable.
+The random offsets come in as uniform draws ``u`` in [0, 1), two per image and op, drawn with the batch
+by the input pipeline (see ``GAN.noise_spec``), so augmentation is reproducible, resumable and the same
+under any ``tf.distribute`` split of the batch.
 """
 
 from __future__ import annotations
 
-import keras
 import tensorflow as tf
 
 
-def translation(x, seed, ratio: float = 0.125):
-    """Shift each image by up to ``ratio`` of its size in x and y, filling with zeros."""
+def _uniform_int(u, lo: int, hi: int):
+    """Map u in [0, 1) to an int uniform on [lo, hi), shaped (B, 1, 1)."""
+    k = tf.minimum(tf.cast(tf.floor(u * (hi - lo)), tf.int32), hi - lo - 1) + lo
+    return tf.reshape(k, (-1, 1, 1))
+
+
+def translation(x, u, ratio: float = 0.125):
+    """Shift each image by up to ``ratio`` of its size in x and y, filling with zeros. ``u``: (B, 2)."""
     b, h, w = tf.shape(x)[0], x.shape[1], x.shape[2]
     ph, pw = max(1, int(h * ratio + 0.5)), max(1, int(w * ratio + 0.5))
-    dy = keras.random.randint((b, 1, 1), -ph, ph + 1, seed=seed)
-    dx = keras.random.randint((b, 1, 1), -pw, pw + 1, seed=seed)
+    dy = _uniform_int(u[:, 0], -ph, ph + 1)
+    dx = _uniform_int(u[:, 1], -pw, pw + 1)
     gy = tf.range(h)[None, :, None] + dy + ph  # (B, H, 1) index into the padded image
     gx = tf.range(w)[None, None, :] + dx + pw  # (B, 1, W)
     padded = tf.pad(x, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
@@ -23,12 +30,12 @@ def translation(x, seed, ratio: float = 0.125):
     return tf.gather_nd(padded, idx)
 
 
-def cutout(x, seed, ratio: float = 0.5):
-    """Zero a square of ``ratio`` x the image size at a random position of each image."""
-    b, h, w = tf.shape(x)[0], x.shape[1], x.shape[2]
+def cutout(x, u, ratio: float = 0.5):
+    """Zero a square of ``ratio`` x the image size at a random position of each image. ``u``: (B, 2)."""
+    h, w = x.shape[1], x.shape[2]
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    cy = keras.random.randint((b, 1, 1), 0, h + (1 - ch % 2), seed=seed)
-    cx = keras.random.randint((b, 1, 1), 0, w + (1 - cw % 2), seed=seed)
+    cy = _uniform_int(u[:, 0], 0, h + (1 - ch % 2))
+    cx = _uniform_int(u[:, 1], 0, w + (1 - cw % 2))
     ys = tf.range(h)[None, :, None]
     xs = tf.range(w)[None, None, :]
     inside = (tf.abs(ys - cy) < ch // 2 + ch % 2) & (tf.abs(xs - cx) < cw // 2 + cw % 2)
@@ -39,7 +46,8 @@ def cutout(x, seed, ratio: float = 0.5):
 OPS = {"translation": translation, "cutout": cutout}
 
 
-def augment(x, names, seed):
-    for name in names:
-        x = OPS[name](x, seed)
+def augment(x, names, u):
+    """Apply the ops ``names`` in order; ``u`` is (B, 2 * len(names)) uniform draws."""
+    for i, name in enumerate(names):
+        x = OPS[name](x, u[:, 2 * i:2 * i + 2])
     return x

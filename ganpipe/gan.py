@@ -1,8 +1,11 @@
 """The GAN as a ``keras.Model`` with an overridden ``train_step`` (TensorFlow backend), driven by ``fit()``.
 
-One step: ``critic_steps`` discriminator updates on the real batch with fresh noise, then one generator
-update, then the EMA update of the generator copy. Every random draw uses ``self.seed_generator``, whose
-state is saved in checkpoints, so a resumed run draws exactly what an uninterrupted one would.
+One step: ``critic_steps`` discriminator updates on the real batch, then one generator update, then the
+EMA update of the generator copy. Every random draw of a step (latent vectors, fake labels, the gradient
+penalty's interpolation weights, DiffAugment's offsets) comes *with the batch* from the input pipeline
+(:meth:`GAN.noise_spec`, drawn on the host from a seed and the step): the step itself draws nothing. So
+a resumed run draws exactly what an uninterrupted one would, and under a ``tf.distribute`` strategy each
+replica gets its own slice of one global batch: a mirrored run computes what a single-device run does.
 """
 
 from __future__ import annotations
@@ -33,9 +36,28 @@ def fused_ema_update(ema_vars, vars_):
     return update
 
 
+def _tf_var(v):
+    return v.value if isinstance(v, keras.Variable) else v
+
+
+def distributed_ema_update(ema_vars, vars_, copy_ema, copy_vars, decay) -> None:
+    """``ema_update`` (and a plain copy of ``copy_vars``) from inside a replica of a ``tf.distribute``
+    strategy: mirrored variables are updated in cross-replica context, each device from its own copy
+    of the (identical) live weights."""
+
+    def merge(strategy):
+        for e, w in zip(ema_vars, vars_):
+            strategy.extended.update(_tf_var(e), lambda v, w: v.assign(decay * v + (1.0 - decay) * tf.cast(w, v.dtype)),
+                                     args=(_tf_var(w),), group=False)
+        for e, w in zip(copy_ema, copy_vars):
+            strategy.extended.update(_tf_var(e), lambda v, w: v.assign(w), args=(_tf_var(w),), group=False)
+
+    tf.distribute.get_replica_context().merge_call(merge)
+
+
 class GAN(keras.Model):
     def __init__(self, generator, discriminator, ema_generator=None, *, loss="ns", latent_dim=64,
-                 num_classes=0, gp_weight=10.0, critic_steps=1, ema_decay=0.0, augment=(), seed=0, **kwargs):
+                 num_classes=0, gp_weight=10.0, critic_steps=1, ema_decay=0.0, augment=(), **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -48,15 +70,6 @@ class GAN(keras.Model):
         self.ema_decay = ema_decay
         self.augment_ops = tuple(augment)
         self._ema_fn = None
-        self.seed_generator = keras.random.SeedGenerator(seed, name="train_seed")
-        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.gp_tracker = keras.metrics.Mean(name="gp")
-
-    @property
-    def metrics(self):
-        trackers = [self.d_loss_tracker, self.g_loss_tracker]
-        return trackers + [self.gp_tracker] if self.loss_kind == "wgan-gp" else trackers
 
     def compile(self, d_optimizer, g_optimizer, jit_compile=False):
         super().compile(jit_compile=jit_compile)
@@ -67,69 +80,94 @@ class GAN(keras.Model):
         """Create optimizer slots now (they are otherwise made lazily), so checkpoints can restore them."""
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
+        self.built = True  # every variable exists: fit() need not trace a call() (GAN has none)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Nothing to build (``build_optimizers`` made every variable). Keras' own version (TF backend,
+        under a strategy) pulls a batch and MEAN-reduces it across replicas first, which fails for
+        integer inputs under MultiWorkerMirroredStrategy."""
+
+    def noise_spec(self) -> dict:
+        """The random draws one step consumes, per image: name -> (shape, distribution). Distributions:
+        ``normal``, ``uniform`` (on [0, 1)) or an int ``k`` (uniform on 0..k-1)."""
+        s = self.critic_steps
+        spec = {"z": ((s + 1, self.latent_dim), "normal")}
+        if self.num_classes:
+            spec["labels"] = ((s + 1,), self.num_classes)
+        if self.loss_kind == "wgan-gp":
+            spec["eps"] = ((s,), "uniform")
+        if self.augment_ops:  # one draw per D call: real and fake per critic step, fake in the G step
+            spec["aug"] = ((2 * s + 1, 2 * len(self.augment_ops)), "uniform")
+        return spec
 
     # ------------------------------------------------------------------------------------------------
 
     def _g_inputs(self, z, labels):
         return [z, labels] if self.num_classes else z
 
-    def _d_call(self, x, labels, training=True):
+    def _d_call(self, x, labels, noise, k):
         if self.augment_ops:
-            x = augment(x, self.augment_ops, self.seed_generator)
-        return self.discriminator([x, labels] if self.num_classes else x, training=training)
+            x = augment(x, self.augment_ops, noise["aug"][:, k])
+        return self.discriminator([x, labels] if self.num_classes else x, training=True)
 
-    def _noise(self, batch):
-        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
-        labels = None
-        if self.num_classes:
-            labels = keras.random.randint((batch, 1), 0, self.num_classes, seed=self.seed_generator)
-        return z, labels
-
-    def _apply(self, optimizer, tape, loss, variables):
-        scaled = optimizer.scale_loss(loss)
+    @staticmethod
+    def _apply(optimizer, tape, loss, variables, replicas):
+        with tape:  # recorded on the step's tape, or the gradient would not reach the variables
+            # Gradients are summed over replicas (Keras' optimizer all-reduces with SUM): a replica's
+            # share of the global mean is its own mean / replicas. Then loss scaling (mixed_float16).
+            scaled = optimizer.scale_loss(loss / replicas if replicas > 1 else loss)
         grads = tape.gradient(scaled, variables)
         optimizer.apply_gradients(zip(grads, variables))
 
+    def _fake_labels(self, noise, i):
+        return tf.cast(noise["labels"][:, i:i + 1], "int32") if self.num_classes else None
+
     def train_step(self, data):
-        real, real_labels = data
-        batch = tf.shape(real)[0]
+        real, real_labels, noise = data
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
         real_labels = tf.reshape(tf.cast(real_labels, "int32"), (-1, 1)) if self.num_classes else None
         d_vars = self.discriminator.trainable_variables
         gp = tf.constant(0.0)
-        for _ in range(self.critic_steps):
-            z, fake_labels = self._noise(batch)
+        for i in range(self.critic_steps):
+            z, fake_labels = noise["z"][:, i], self._fake_labels(noise, i)
             with tf.GradientTape() as tape:
                 fake = self.generator(self._g_inputs(z, fake_labels), training=True)
-                real_logits = self._d_call(real, real_labels)
-                fake_logits = self._d_call(fake, fake_labels)
+                real_logits = self._d_call(real, real_labels, noise, 2 * i)
+                fake_logits = self._d_call(fake, fake_labels, noise, 2 * i + 1)
                 d_loss = losses.d_loss(self.loss_kind, real_logits, fake_logits)
                 if self.loss_kind == "wgan-gp":
-                    eps = losses.interpolation_weights(batch, self.seed_generator, real.dtype)
+                    eps = tf.cast(tf.reshape(noise["eps"][:, i], (-1, 1, 1, 1)), real.dtype)
                     gp = losses.gradient_penalty(self.discriminator, real, tf.cast(fake, real.dtype), eps, real_labels)
                     d_loss = d_loss + self.gp_weight * gp
-            self._apply(self.d_optimizer, tape, d_loss, d_vars)
+            self._apply(self.d_optimizer, tape, d_loss, d_vars, replicas)
 
-        z, fake_labels = self._noise(batch)
+        s = self.critic_steps
+        z, fake_labels = noise["z"][:, s], self._fake_labels(noise, s)
         g_vars = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             fake = self.generator(self._g_inputs(z, fake_labels), training=True)
-            g_loss = losses.g_loss(self.loss_kind, self._d_call(fake, fake_labels))
-        self._apply(self.g_optimizer, tape, g_loss, g_vars)
+            g_loss = losses.g_loss(self.loss_kind, self._d_call(fake, fake_labels, noise, 2 * s))
+        self._apply(self.g_optimizer, tape, g_loss, g_vars, replicas)
 
         if self.ema_generator is not None:
-            if self._ema_fn is None:
-                self._ema_fn = fused_ema_update(self.ema_generator.trainable_variables, g_vars)
-            self._ema_fn(tf.constant(self.ema_decay, tf.float32))
-            for e, w in zip(self.ema_generator.non_trainable_variables, self.generator.non_trainable_variables):
-                e.assign(w)  # batch-norm statistics follow the live generator
+            self._update_ema(g_vars)
 
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.gp_tracker.update_state(gp)
-        out = {m.name: m.result() for m in self.metrics} | {"d_loss_step": d_loss, "g_loss_step": g_loss}
-        if self.loss_kind == "wgan-gp":
-            out["gp_step"] = gp
-        return out
+        # Per-step losses (each replica's mean; fit() averages them over replicas): the training loop
+        # keeps the epoch sums, the NaN guard reads them.
+        # Shaped (1,): fit() reduces outputs over replicas along axis 0 under MultiWorkerMirroredStrategy.
+        out = {"d_loss_step": d_loss, "g_loss_step": g_loss} | ({"gp_step": gp} if self.loss_kind == "wgan-gp" else {})
+        return {k: tf.reshape(v, (1,)) for k, v in out.items()}
+
+    def _update_ema(self, g_vars):
+        ema_nt, g_nt = self.ema_generator.non_trainable_variables, self.generator.non_trainable_variables
+        if tf.distribute.has_strategy():
+            distributed_ema_update(self.ema_generator.trainable_variables, g_vars, ema_nt, g_nt, self.ema_decay)
+            return
+        if self._ema_fn is None:
+            self._ema_fn = fused_ema_update(self.ema_generator.trainable_variables, g_vars)
+        self._ema_fn(tf.constant(self.ema_decay, tf.float32))
+        for e, w in zip(ema_nt, g_nt):
+            e.assign(w)  # batch-norm statistics follow the live generator
 
     def sample_generator(self):
         return self.ema_generator if self.ema_generator is not None else self.generator

@@ -33,13 +33,6 @@ def g_loss(kind: str, fake_logits):
     raise ValueError(f"unknown loss {kind!r}")
 
 
-def interpolation_weights(batch, seed_generator, dtype="float32"):
-    """eps ~ U[0, 1], one per sample, shaped (B, 1, 1, 1) (uniform, as in Gulrajani et al. 2017)."""
-    import keras
-
-    return keras.random.uniform((batch, 1, 1, 1), minval=0.0, maxval=1.0, seed=seed_generator, dtype=dtype)
-
-
 def interpolate(real, fake, eps):
     """x_hat = eps * real + (1 - eps) * fake, with ``eps`` of shape (B, 1, 1, 1)."""
     return eps * real + (1.0 - eps) * fake

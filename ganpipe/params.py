@@ -242,10 +242,19 @@ class Train:
     augment: tuple[Literal["translation", "cutout"], ...] = p(
         (), lambda v: len(set(v)) == len(v), "must list each augmentation once", "DiffAugment ops on D's inputs")
     checkpoint_every: int = p(200, lambda v: v >= 1, "must be >= 1", "steps between checkpoints")
-    mixed_precision: bool = p(False, None, "", "mixed_float16 compute with loss scaling")
+    strategy: Literal["default", "mirrored", "multi_worker"] = p(
+        "default", None, "", "tf.distribute: one device, every GPU of this machine, or the machines of TF_CONFIG")
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = p(
+        "float32", None, "", "Keras dtype policy; mixed_float16 adds dynamic loss scaling")
     jit_compile: bool = p(False, None, "", "XLA-compile the train step")
     deterministic: bool = p(True, None, "", "deterministic TF ops (bit-identical reruns on one machine)")
     sample_grid: int = p(8, lambda v: 1 <= v <= 32, "must be in [1, 32]", "rows = columns of the per-epoch sample grid")
+
+    def validate(self):
+        if self.jit_compile and self.deterministic:
+            # Keras turns XLA off (with a warning) under TensorFlow's op determinism: say so instead.
+            return "jit_compile", "XLA needs train.deterministic: false (Keras runs without XLA under op determinism)"
+        return None
 
 
 @section("features")

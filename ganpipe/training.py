@@ -49,7 +49,7 @@ def plan(n_images: int, cfg: P.Train) -> Plan:
 
 
 # The modules whose code shapes the trajectory: a checkpoint made by other code is not resumed.
-TRAINING_CODE = ("augment.py", "gan.py", "losses.py", "models.py", "training.py")
+TRAINING_CODE = ("augment.py", "distribute.py", "gan.py", "losses.py", "models.py", "training.py")
 
 
 def code_digest() -> str:
@@ -81,21 +81,64 @@ def scale_images(x):
     return tf.cast(x, tf.float32) / 127.5 - 1.0
 
 
-def epoch_dataset(x, y, batch: int, epoch: int, seed: int, first_batch: int, n_batches: int):
+def draw_noise(spec: dict, batch: int, steps_per_epoch: int, epoch: int, seed: int) -> dict:
+    """Every random draw of epoch ``epoch``'s steps (see ``GAN.noise_spec``), shaped (steps, batch, ...),
+    seeded by ``(seed, epoch)`` alone: drawn whole, so a run resumed mid-epoch gets the same slices."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(11, epoch)))
+    out = {}
+    for name in sorted(spec):
+        shape, dist = spec[name]
+        full = (steps_per_epoch, batch, *shape)
+        if dist == "normal":
+            out[name] = rng.standard_normal(full, dtype=np.float32)
+        elif dist == "uniform":
+            out[name] = rng.random(full, dtype=np.float32)
+        else:
+            out[name] = rng.integers(0, dist, full, dtype=np.int32)
+    return out
+
+
+def _input_options():
     import tensorflow as tf
 
-    idx = epoch_indices(len(x), batch, epoch, seed)[first_batch * batch:(first_batch + n_batches) * batch]
-    # Gathered and batched in NumPy: one dataset element per step (element-wise tf.data batching cost
-    # about 25% of a DCGAN step on 2 cores).
-    xb = x[idx].reshape(n_batches, batch, *x.shape[1:])
-    yb = y[idx].reshape(n_batches, batch)
     # One private input thread, no autotuning: on 2 cores the autotuner's threads made steps bimodal
     # (about 25% slower half the time); one thread keeps a batch ready, far ahead of the step.
     options = tf.data.Options()
     options.threading.private_threadpool_size = 1
     options.autotune.enabled = False
-    ds = tf.data.Dataset.from_tensor_slices((xb, yb))
-    return ds.map(lambda a, b: (scale_images(a), b)).prefetch(1).with_options(options)
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return options
+
+
+def epoch_dataset(x, y, batch: int, epoch: int, seed: int, first_batch: int, n_batches: int, spec=None,
+                  strategy=None):
+    """Steps ``first_batch .. first_batch + n_batches`` of epoch ``epoch``: (images in [-1, 1], labels,
+    noise) per step. With a ``tf.distribute`` strategy, a distributed dataset giving each replica its
+    slice of every global batch (``ganpipe.distribute.replica_slices``)."""
+    import tensorflow as tf
+
+    spe = len(x) // batch
+    idx = epoch_indices(len(x), batch, epoch, seed)[first_batch * batch:(first_batch + n_batches) * batch]
+    # Gathered and batched in NumPy: one dataset element per step (element-wise tf.data batching cost
+    # about 25% of a DCGAN step on 2 cores).
+    arrays = {"x": x[idx].reshape(n_batches, batch, *x.shape[1:]), "y": y[idx].reshape(n_batches, batch)}
+    noise = draw_noise(spec or {}, batch, spe, epoch, seed)
+    arrays |= {f"noise_{k}": v[first_batch:first_batch + n_batches] for k, v in noise.items()}
+
+    def make(arrs):
+        ds = tf.data.Dataset.from_tensor_slices(arrs)
+        ds = ds.map(lambda d: (scale_images(d["x"]), d["y"], {k[6:]: v for k, v in d.items() if k.startswith("noise_")}))
+        return ds.prefetch(1).with_options(_input_options())
+
+    if strategy is None:
+        return make(arrays)
+
+    from .distribute import replica_slices
+
+    def per_worker(ctx):
+        return make(replica_slices(arrays, ctx.num_replicas_in_sync, ctx.num_input_pipelines, ctx.input_pipeline_id))
+
+    return strategy.distribute_datasets_from_function(per_worker)
 
 
 # ------------------------------------------------------------------------------------------ set-up
@@ -112,14 +155,25 @@ def configure_tf(cfg: P.Train, seed: int, second_order: bool = False) -> None:
     keras.backend.clear_session()  # fresh layer-name counters: the saved config is the same on every run
     keras.utils.set_random_seed(seed)
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": second_order})
-    if cfg.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
+    from tensorflow.python.framework import config as tf_config  # no public "disable" (TF 2.21)
+
+    # Set both ways: op determinism is process-global, and Keras turns XLA off while it is on.
+    tf_config.enable_op_determinism() if cfg.deterministic else tf_config.disable_op_determinism()
+    keras.mixed_precision.set_global_policy(cfg.precision)
 
 
-def build_gan(model_cfg: P.Model, train_cfg: P.Train, size: int, channels: int, num_classes: int, seed: int):
+def build_gan(model_cfg: P.Model, train_cfg: P.Train, size: int, channels: int, num_classes: int, strategy=None):
+    """The compiled GAN, its variables made under ``strategy``'s scope when one is given."""
+    import contextlib
+
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        return _build_gan(model_cfg, train_cfg, size, channels, num_classes, strategy is not None)
+
+
+def _build_gan(model_cfg, train_cfg, size, channels, num_classes, distributed):
     import keras
 
+    from .distribute import sync_batch_norm
     from .gan import GAN
     from .models import build_models
 
@@ -128,16 +182,19 @@ def build_gan(model_cfg: P.Model, train_cfg: P.Train, size: int, channels: int, 
     if train_cfg.ema_decay > 0:
         ema, _ = build_models(model_cfg, size, channels, num_classes)
         ema.set_weights(g.get_weights())
+    if distributed:
+        sync_batch_norm([g, d])
     gan = GAN(g, d, ema, loss=model_cfg.loss, latent_dim=model_cfg.latent_dim,
               num_classes=num_classes if model_cfg.conditional else 0, gp_weight=model_cfg.gp_weight,
-              critic_steps=model_cfg.critic_steps, ema_decay=train_cfg.ema_decay,
-              augment=train_cfg.augment, seed=seed)
+              critic_steps=model_cfg.critic_steps, ema_decay=train_cfg.ema_decay, augment=train_cfg.augment)
 
     def adam(lr):
         opt = keras.optimizers.Adam(lr, beta_1=train_cfg.beta1, beta_2=train_cfg.beta2)
-        return keras.optimizers.LossScaleOptimizer(opt) if train_cfg.mixed_precision else opt
+        return keras.optimizers.LossScaleOptimizer(opt) if train_cfg.precision == "mixed_float16" else opt
 
     gan.compile(d_optimizer=adam(train_cfg.d_lr), g_optimizer=adam(train_cfg.g_lr), jit_compile=train_cfg.jit_compile)
+    if train_cfg.jit_compile and not gan.jit_compile:
+        raise GanpipeError("train.jit_compile: Keras refused XLA for this model (see its warning above)")
     gan.build_optimizers()
     return gan
 
@@ -152,8 +209,7 @@ def state_variables(gan) -> list:
         inner = getattr(opt, "inner_optimizer", None)
         if inner is not None:
             groups.append(inner.variables)
-    groups.append([gan.seed_generator.state])
-    # Not the loss trackers: fit() resets them at every call, and epoch means come from Checkpoint.partial.
+    # No RNG state: a step's random draws come with its batch (``draw_noise``), seeded by the step.
     seen, out = set(), []
     for group in groups:
         for v in group:
@@ -235,8 +291,15 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
         raise GanpipeError(f"prepared images are {x.shape[1]}x{x.shape[2]}; training needs square sizes divisible by 4")
     labels = (y if y is not None else np.zeros(len(x))).astype(np.int32)
     pl = plan(len(x), train_cfg)
+    from .distribute import make_strategy, sync_batch_norm
+
+    strategy = make_strategy(train_cfg.strategy)  # before any other TF work (MultiWorkerMirroredStrategy needs it)
+    strategy = strategy if train_cfg.strategy != "default" else None
+    if strategy is not None and train_cfg.batch_size % strategy.num_replicas_in_sync:
+        raise GanpipeError(f"train.batch_size: {train_cfg.batch_size} is not divisible by the "
+                           f"{strategy.num_replicas_in_sync} replicas of train.strategy {train_cfg.strategy}")
     configure_tf(train_cfg, seed, second_order=model_cfg.loss == "wgan-gp")
-    gan = build_gan(model_cfg, train_cfg, size, channels, num_classes, seed)
+    gan = build_gan(model_cfg, train_cfg, size, channels, num_classes, strategy)
     fp = fingerprint(model_cfg, train_cfg, seed, data_digest)
 
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT
@@ -275,8 +338,8 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
             cb.epoch_start = step
             if first == 0:
                 ckpt.partial = {}
-            ds = epoch_dataset(x, labels, train_cfg.batch_size, epoch, seed, first, n)
-            gan.fit(ds, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
+            ds = epoch_dataset(x, labels, train_cfg.batch_size, epoch, seed, first, n, gan.noise_spec(), strategy)
+            gan.fit(ds, epochs=1, steps_per_epoch=n, verbose=0, shuffle=False, callbacks=[cb])
             step += n
             rec = {"epoch": epoch, "step": step, "images_seen": step * train_cfg.batch_size}
             count = ckpt.partial.get("count", 0)
@@ -297,6 +360,7 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
     live.end()
 
     models_dir = Path(models_dir)
+    sync_batch_norm([gan.generator, gan.discriminator], on=False)
     save_model(gan.sample_generator(), models_dir / "generator.keras")
     save_model(gan.discriminator, models_dir / "discriminator.keras")
     keras.mixed_precision.set_global_policy("float32")
@@ -344,7 +408,7 @@ class _StepCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.epoch_start + batch + 1
-        losses = {k[:-5]: float(v) for k, v in (logs or {}).items() if k.endswith("_step")}
+        losses = {k[:-5]: float(np.mean(v)) for k, v in (logs or {}).items() if k.endswith("_step")}
         for name, value in losses.items():
             if not np.isfinite(value):
                 where = f"step {self.last_good}" if self.last_good is not None else "none was written"

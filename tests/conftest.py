@@ -152,7 +152,7 @@ def set_params(repo: Path, section: str, **values) -> None:
 TINY_MODEL = dict(arch="dcgan", loss="ns", latent_dim=16, g_width=16, d_width=16, spectral_norm=False,
                   conditional=False, gp_weight=10.0, critic_steps=1)
 TINY_TRAIN = dict(batch_size=32, epochs=2, max_steps=None, g_lr=2e-4, d_lr=2e-4, beta1=0.5, beta2=0.999,
-                  ema_decay=0.99, augment=[], checkpoint_every=10, mixed_precision=False, jit_compile=False,
+                  ema_decay=0.99, augment=[], checkpoint_every=10, strategy="default", precision="float32", jit_compile=False,
                   deterministic=True, sample_grid=4)
 
 

@@ -104,7 +104,7 @@ def test_nan_loss_stops_with_step_and_loss_named_and_keeps_last_checkpoint(tmp_p
     x, y = small_data
     mc, tc = tiny_cfgs(train={"checkpoint_every": 2})
     training.configure_tf(tc, 0)
-    gan = training.build_gan(mc, tc, 28, 1, 10, 0)
+    gan = training.build_gan(mc, tc, 28, 1, 10)
     path = tmp_path / "ckpt.npz"
     ckpt = training.Checkpoint(2, "fp")
     training.save_checkpoint(path, gan, ckpt)
@@ -113,7 +113,7 @@ def test_nan_loss_stops_with_step_and_loss_named_and_keeps_last_checkpoint(tmp_p
     w.assign(np.full(w.shape, np.nan, np.float32))
     cb = training._StepCallback(gan, ckpt, path, tc, training.plan(len(x), tc), progress=False)
     cb.epoch_start = 2
-    ds = training.epoch_dataset(x, y.astype(np.int32), 32, 0, 0, 2, 4)
+    ds = training.epoch_dataset(x, y.astype(np.int32), 32, 0, 0, 2, 4, gan.noise_spec())
     with pytest.raises(training.TrainingDiverged, match=r"d_loss is nan at step 3; stopped \(last good checkpoint: step 2\)"):
         gan.fit(ds, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
     assert path.read_bytes() == before
@@ -137,3 +137,48 @@ def test_conditional_needs_labels(tmp_path, small_data):
     with pytest.raises(GanpipeError, match="model.conditional"):
         training.train(x, None, 0, "d", mc, tc, 0, checkpoint_dir=tmp_path, models_dir=tmp_path,
                        metrics_path=tmp_path / "m.json", live_dir=tmp_path / "l", progress=False)
+
+
+# --------------------------------------------------------------------------- precision and XLA paths
+
+
+def _trained(out, data, train):
+    from ganpipe.saving import load_model
+
+    m, _ = run_train(out, data, {"conditional": True}, {"batch_size": 32, "epochs": 3, "deterministic": False} | train)
+    ckpt, arrays = training.read_checkpoint(out / "ckpt" / training.CHECKPOINT)
+    g = load_model(out / "models/generator.keras")
+    z, labels = training.fixed_noise(16, 4, 10, 1)
+    return ckpt.history, np.asarray(g([z, labels], training=False)), arrays, g
+
+
+@pytest.fixture(scope="module")
+def float32_run(tmp_path_factory, small_data):
+    return _trained(tmp_path_factory.mktemp("fp32"), small_data, {})
+
+
+@pytest.mark.parametrize("train,loss_rtol,image_atol", [
+    ({"jit_compile": True}, 1e-4, 1e-4),  # XLA: same maths, other fusion and reduction order
+    ({"precision": "mixed_bfloat16"}, 1e-2, 2e-2),  # 8-bit mantissa compute
+    ({"precision": "mixed_float16"}, 1e-2, 2e-2),  # 11-bit mantissa, dynamic loss scaling
+], ids=["xla", "mixed_bfloat16", "mixed_float16"])
+def test_xla_and_mixed_precision_train_what_float32_trains(tmp_path, small_data, float32_run, train, loss_rtol, image_atol):
+    ref_history, ref_images, _, _ = float32_run
+    history, images, arrays, g = _trained(tmp_path, small_data, train)
+    assert [r["step"] for r in history] == [r["step"] for r in ref_history] == [8, 16, 24]
+    for a, b in zip(ref_history, history):
+        assert b["d_loss"] == pytest.approx(a["d_loss"], rel=loss_rtol)
+        assert b["g_loss"] == pytest.approx(a["g_loss"], rel=loss_rtol)
+    assert images.dtype == np.float32 and np.isfinite(images).all()
+    np.testing.assert_allclose(images, ref_images, atol=image_atol)
+    assert np.abs(images - ref_images).max() > 0  # it did run another path
+    assert g.dtype_policy.name == "float32" or g.layers[-1].dtype == "float32"  # images come out in float32
+    if train.get("precision") == "mixed_float16":  # the loss scale is part of the checkpointed state
+        assert any(a.shape == () and a.dtype == np.float32 and a > 1 for k, a in arrays.items() if k.startswith("v"))
+
+
+def test_xla_under_op_determinism_is_refused_with_the_key_named():
+    from ganpipe.errors import ParamsError
+
+    with pytest.raises(ParamsError, match=r"train.jit_compile: XLA needs train.deterministic: false"):
+        tiny_cfgs(train={"jit_compile": True, "deterministic": True})

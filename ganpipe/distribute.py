@@ -1,0 +1,81 @@
+"""``train.strategy``: one device, every device of one machine, or several machines (``tf.distribute``).
+
+- ``default``: TensorFlow's default strategy, one device (the first GPU, else the CPU).
+- ``mirrored``: ``MirroredStrategy`` over every GPU of this machine (without GPUs: every logical CPU
+  device; ``GANPIPE_CPU_DEVICES=N`` splits the CPU into N, which is how the tests run it).
+- ``multi_worker``: ``MultiWorkerMirroredStrategy`` over the machines that ``TF_CONFIG`` lists, each
+  running the same stage (README: "Several machines").
+
+Each step's global batch (and its noise, see ``GAN.noise_spec``) is cut into one contiguous slice per
+replica, replica ``r`` of worker ``w`` taking slice ``w * local + r``, so a run computes the same step on
+any number of replicas; batch norm is synchronised across replicas for the same reason.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import GanpipeError
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
+CPU_DEVICES_ENV = "GANPIPE_CPU_DEVICES"
+
+
+def split_cpu(n: int) -> None:
+    """Make ``n`` logical CPU devices (must run before TensorFlow initialises its devices)."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError:
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have != n:
+            raise GanpipeError(f"{CPU_DEVICES_ENV}={n}: TensorFlow already started with {have} CPU device(s)") from None
+
+
+def make_strategy(kind: str):
+    import tensorflow as tf
+
+    n_cpu = os.environ.get(CPU_DEVICES_ENV, "").strip()
+    if n_cpu:
+        if not n_cpu.isdigit() or int(n_cpu) < 1:
+            raise GanpipeError(f"{CPU_DEVICES_ENV}: must be a positive integer, got {n_cpu!r}")
+        split_cpu(int(n_cpu))
+    if kind == "default":
+        return tf.distribute.get_strategy()
+    if kind == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+        devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if kind == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise GanpipeError("train.strategy: multi_worker needs TF_CONFIG (the cluster and this worker's "
+                               "index) in the environment; see README, 'Several machines'")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise GanpipeError(f"train.strategy: must be one of {', '.join(STRATEGIES)}, got {kind!r}")
+
+
+def replica_slices(arrays: dict, replicas: int, workers: int, worker: int) -> dict:
+    """Cut (steps, B, ...) arrays into this worker's per-replica batches, in the order its replicas take
+    them: (steps * local, B / replicas, ...), where local = replicas / workers."""
+    local = replicas // workers
+    out = {}
+    for name, a in arrays.items():
+        steps, batch = a.shape[:2]
+        if batch % replicas:
+            raise GanpipeError(f"train.batch_size: {batch} is not divisible by the {replicas} replicas")
+        per = a.reshape(steps, replicas, batch // replicas, *a.shape[2:])[:, worker * local:(worker + 1) * local]
+        out[name] = per.reshape(steps * local, batch // replicas, *a.shape[2:])
+    return out
+
+
+def sync_batch_norm(models, on: bool = True) -> None:
+    """Batch statistics over the global batch, not each replica's slice (TensorFlow backend). Turned off
+    again before saving, so saved models load on any backend."""
+    import keras
+
+    for model in models:
+        for layer in model._flatten_layers():
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.synchronized = on
