@@ -9,6 +9,7 @@ For each arch x loss, at batch 128 on real Fashion-MNIST:
 Both are warmed up (traced) first; the timed part is steady state. Prints img/s and stage/plain.
 
     .venv/bin/python bench/train_throughput.py [--steps 40] [--archs dcgan,resnet,mlp] [--losses ns,hinge,wgan-gp]
+        [--batch 128] [--precision float32|mixed_bfloat16|mixed_float16] [--xla]
 """
 
 from __future__ import annotations
@@ -25,50 +26,25 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from ganpipe import losses, params, training  # noqa: E402
+from ganpipe import params, training  # noqa: E402
+from ganpipe.perf import plain_step_fn, time_stage_steps  # noqa: E402
 from ganpipe.data import load_fashion_mnist  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def plain_step_fn(gan):
-    """The same updates as GAN.train_step, minus EMA, trackers and logs."""
-    g, d, kind = gan.generator, gan.discriminator, gan.loss_kind
-    d_opt, g_opt = gan.d_optimizer, gan.g_optimizer
-    latent = gan.latent_dim
-
-    @tf.function(jit_compile=False)
-    def step(real):
-        b = tf.shape(real)[0]
-        for _ in range(gan.critic_steps):
-            z = tf.random.normal((b, latent))
-            with tf.GradientTape() as tape:
-                fake = g(z, training=True)
-                loss = losses.d_loss(kind, d(real, training=True), d(fake, training=True))
-                if kind == "wgan-gp":
-                    eps = tf.random.uniform((b, 1, 1, 1))
-                    loss += gan.gp_weight * losses.gradient_penalty(d, real, fake, eps)
-            d_opt.apply_gradients(zip(tape.gradient(loss, d.trainable_variables), d.trainable_variables))
-        z = tf.random.normal((b, latent))
-        with tf.GradientTape() as tape:
-            gl = losses.g_loss(kind, d(g(z, training=True), training=True))
-        g_opt.apply_gradients(zip(tape.gradient(gl, g.trainable_variables), g.trainable_variables))
-        return loss, gl
-
-    return step
-
-
-def bench_one(arch, loss, x, y, steps, batch, base_model, base_train):
+def bench_one(arch, loss, x, y, steps, batch, base_model, base_train, precision="float32", xla=False):
     mc = params.from_dict(params.Model, base_model | {"arch": arch, "loss": loss,
                                                       "critic_steps": 1 if loss != "wgan-gp" else base_model["critic_steps"]})
-    tc = params.from_dict(params.Train, base_train | {"batch_size": batch, "max_steps": None})
+    tc = params.from_dict(params.Train, base_train | {"batch_size": batch, "max_steps": None, "precision": precision,
+                                                      "jit_compile": xla, "deterministic": base_train["deterministic"] and not xla})
     n = batch * (steps + 5)
     xs, ys = x[:n], y[:n].astype(np.int32)
 
     # plain
     training.configure_tf(tc, 0, second_order=loss == "wgan-gp")
     gan = training.build_gan(mc, tc, 28, 1, 10)
-    step = plain_step_fn(gan)
+    step = plain_step_fn(gan, jit_compile=xla)
     real = [training.scale_images(xs[i * batch:(i + 1) * batch]) for i in range(steps + 5)]
     for r in real[:3]:
         [t.numpy() for t in step(r)]
@@ -81,19 +57,10 @@ def bench_one(arch, loss, x, y, steps, batch, base_model, base_train):
     # stage
     training.configure_tf(tc, 0, second_order=loss == "wgan-gp")
     gan = training.build_gan(mc, tc, 28, 1, 10)
-    pl = training.Plan(steps + 5, steps + 5)
+    stage_s = time_stage_steps(gan, xs, ys, batch, steps, tc)
     with tempfile.TemporaryDirectory() as tmp:
-        cb = training._StepCallback(gan, training.Checkpoint(0, "bench"), Path(tmp) / "ckpt.npz", tc, pl, progress=True)
-        cb.epoch_start = 0
-        gan.fit(training.epoch_dataset(xs, ys, batch, 0, 0, 0, 3, gan.noise_spec()), epochs=1, verbose=0, shuffle=False, callbacks=[cb])
-        cb.epoch_start = 3
-        ds = training.epoch_dataset(xs, ys, batch, 0, 0, 3, steps, gan.noise_spec())
         t0 = time.perf_counter()
-        gan.fit(ds, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
-        stage_s = time.perf_counter() - t0
-        cb.close()
-        t0 = time.perf_counter()
-        training.save_checkpoint(Path(tmp) / "timed.npz", gan, cb.ckpt)
+        training.save_checkpoint(Path(tmp) / "timed.npz", gan, training.Checkpoint(steps, "bench"))
         ckpt_s = time.perf_counter() - t0
     # one checkpoint every `checkpoint_every` steps, its cost spread over those steps
     amortized = stage_s + ckpt_s * steps / tc.checkpoint_every
@@ -106,17 +73,25 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--archs", default="dcgan,resnet,mlp")
     ap.add_argument("--losses", default="ns,hinge,wgan-gp")
+    ap.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"])
+    ap.add_argument("--xla", action="store_true", help="XLA-compile both steps (turns op determinism off)")
+    ap.add_argument("--synthetic", action="store_true", help="random images instead of Fashion-MNIST (same cost)")
     args = ap.parse_args()
-    raw = load_fashion_mnist()
-    x, y = raw.train.x, raw.train.y
+    if args.synthetic:
+        rng = np.random.default_rng(0)
+        x, y = rng.integers(0, 256, (60000, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, 60000)
+    else:
+        raw = load_fashion_mnist()
+        x, y = raw.train.x, raw.train.y
     p = params.read_params_file(REPO / "params.yaml")
     print(f"device: {tf.config.list_logical_devices()[-1].name}, threads: {os.cpu_count()}, batch {args.batch}, "
           f"{args.steps} timed steps, checkpoint every {p['train']['checkpoint_every']} steps (cost amortised), "
-          f"EMA {p['train']['ema_decay']}")
+          f"EMA {p['train']['ema_decay']}, precision {args.precision}, XLA {'on' if args.xla else 'off'}")
     print(f"{'arch':8} {'loss':8} {'plain img/s':>12} {'stage img/s':>12} {'stage/plain':>12} {'ckpt s':>8}")
     for arch in args.archs.split(","):
         for loss in args.losses.split(","):
-            plain, stage, ckpt_s = bench_one(arch, loss, x, y, args.steps, args.batch, p["model"], p["train"])
+            plain, stage, ckpt_s = bench_one(arch, loss, x, y, args.steps, args.batch, p["model"], p["train"],
+                                             args.precision, args.xla)
             print(f"{arch:8} {loss:8} {plain:12.1f} {stage:12.1f} {stage / plain:12.3f} {ckpt_s:8.3f}", flush=True)
 
 

@@ -1,0 +1,112 @@
+"""Measuring helpers for ``bench/``: FLOPs of a traced step, the machine's matmul peak, and the plain
+``tf.function`` GAN step that the stage's step is compared against (TensorFlow backend)."""
+
+from __future__ import annotations
+
+import time
+
+
+def graph_flops(concrete) -> int:
+    """Floating-point operations of one call of a traced ``tf.function``, as TensorFlow's profiler counts
+    them (convolutions, their two backward ops, matmuls, bias adds, ...), over only the ops the call
+    needs: the graph is first pruned to what its outputs and side effects (variable updates) depend on,
+    so gradients that are built but never used (the input gradient of a first layer, or D's weight
+    gradients inside the generator's update) are not counted."""
+    import tensorflow as tf
+    from tensorflow.python.profiler.model_analyzer import profile
+    from tensorflow.python.profiler.option_builder import ProfileOptionBuilder
+
+    graph_def = concrete.graph.as_graph_def(add_shapes=True)
+    keep = [t.op.name for t in concrete.outputs] + [op.name for op in concrete.graph.control_outputs]
+    pruned = tf.compat.v1.graph_util.extract_sub_graph(graph_def, keep)
+    g = tf.Graph()
+    with g.as_default():
+        tf.graph_util.import_graph_def(pruned, name="")
+    opts = ProfileOptionBuilder(ProfileOptionBuilder.float_operation()).with_empty_output().build()
+    return int(profile(graph=g, options=opts).total_float_ops)
+
+
+def matmul_peak(n: int = 2048, dtype: str = "float32", reps: int = 10, rounds: int = 5) -> float:
+    """GFLOPS of an n x n x n matrix product on the default device: best of ``rounds`` timings of
+    ``reps`` chained products (2 n^3 FLOPs each)."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n), dtype=tf.float32)
+    a = tf.cast(a / n**0.5, dtype)
+
+    @tf.function
+    def chain(x):
+        for _ in range(reps):
+            x = tf.matmul(x, a)
+        return x
+
+    chain(a).numpy()
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        chain(a).numpy()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 * reps / best / 1e9
+
+
+def plain_step_fn(gan, jit_compile: bool = False):
+    """The updates of ``GAN.train_step`` as a bare ``tf.function`` (no EMA, no noise from the input
+    pipeline, no callbacks, no ``fit``): the reference the stage's machinery is measured against."""
+    import tensorflow as tf
+
+    from . import losses
+
+    g, d, kind = gan.generator, gan.discriminator, gan.loss_kind
+    d_opt, g_opt = gan.d_optimizer, gan.g_optimizer
+    latent = gan.latent_dim
+
+    @tf.function(jit_compile=jit_compile)
+    def step(real):
+        b = tf.shape(real)[0]
+        for _ in range(gan.critic_steps):
+            z = tf.random.normal((b, latent))
+            with tf.GradientTape() as tape:
+                fake = g(z, training=True)
+                loss = losses.d_loss(kind, d(real, training=True), d(fake, training=True))
+                if kind == "wgan-gp":
+                    eps = tf.random.uniform((b, 1, 1, 1))
+                    loss += gan.gp_weight * losses.gradient_penalty(d, real, fake, eps)
+                scaled = d_opt.scale_loss(loss)
+            d_opt.apply_gradients(zip(tape.gradient(scaled, d.trainable_variables), d.trainable_variables))
+        z = tf.random.normal((b, latent))
+        with tf.GradientTape() as tape:
+            gl = losses.g_loss(kind, d(g(z, training=True), training=True))
+            scaled = g_opt.scale_loss(gl)
+        g_opt.apply_gradients(zip(tape.gradient(scaled, g.trainable_variables), g.trainable_variables))
+        return loss, gl
+
+    return step
+
+
+def time_stage_steps(gan, x, y, batch: int, steps: int, cfg, cached_input: bool = False) -> float:
+    """Seconds for ``steps`` steady-state steps through the train stage's machinery: ``fit()`` over the
+    stage's input pipeline with its step callback (NaN guard, loss sums, progress bar) and the EMA
+    update, after 3 warm-up steps. ``cached_input``: feed one ready batch over and over instead (what
+    the step costs with no input work at all)."""
+    import tempfile
+    from pathlib import Path
+
+    from . import training
+
+    spec = gan.noise_spec()
+    with tempfile.TemporaryDirectory() as tmp:
+        cb = training._StepCallback(gan, training.Checkpoint(0, "bench"), Path(tmp) / "ckpt.npz", cfg,
+                                    training.Plan(steps + 3, steps + 3), progress=True)
+        cb.epoch_start = 0
+        gan.fit(training.epoch_dataset(x, y, batch, 0, 0, 0, 3, spec), epochs=1, steps_per_epoch=3, verbose=0,
+                shuffle=False, callbacks=[cb])
+        cb.epoch_start = 3
+        ds = training.epoch_dataset(x, y, batch, 0, 0, 3, steps, spec)
+        if cached_input:
+            ds = ds.take(1).cache().repeat(steps)
+            next(iter(ds))
+        t0 = time.perf_counter()
+        gan.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False, callbacks=[cb])
+        seconds = time.perf_counter() - t0
+        cb.close()
+    return seconds
