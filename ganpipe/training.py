@@ -162,6 +162,19 @@ def configure_tf(cfg: P.Train, seed: int, second_order: bool = False) -> None:
     keras.mixed_precision.set_global_policy(cfg.precision)
 
 
+def check_same_start(strategy, step: int) -> None:
+    """Under MultiWorkerMirroredStrategy every worker resumes from its own checkpoint: stop every worker,
+    with the same message, unless they all start from the same step (else they would train apart, or
+    wait on each other forever)."""
+    import tensorflow as tf
+
+    local = tf.constant([float(step), float(step) ** 2], tf.float64)
+    mean = strategy.reduce("MEAN", strategy.run(tf.function(lambda: tf.identity(local))), axis=None).numpy()
+    if mean[1] - mean[0] ** 2 > 0.5:  # a variance over workers: 0 only when every step is equal
+        raise GanpipeError(f"train.strategy: the workers start from different steps (this one from step {step}: "
+                           "each resumes from its own checkpoints/); delete checkpoints/ on every worker and run again")
+
+
 def build_gan(model_cfg: P.Model, train_cfg: P.Train, size: int, channels: int, num_classes: int, strategy=None):
     """The compiled GAN, its variables made under ``strategy``'s scope when one is given."""
     import contextlib
@@ -320,6 +333,8 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
             ckpt.history = [r for r in ckpt.history if not r.get("partial")]
             log(f"train: resuming from {ckpt_path} at step {ckpt.step} of {pl.total_steps}")
     resumed_from = ckpt.step
+    if train_cfg.strategy == "multi_worker":
+        check_same_start(strategy, ckpt.step)
 
     from dvclive import Live
 

@@ -95,3 +95,23 @@ def test_multi_worker_without_tf_config_names_the_key(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(GanpipeError, match="train.strategy: multi_worker needs TF_CONFIG"):
         make_strategy("multi_worker")
+
+
+def test_multi_worker_refuses_workers_that_resume_from_different_steps(tmp_path):
+    model, train = {}, {"batch_size": 32, "epochs": 1}
+    workers = [f"localhost:{_free_port()}" for _ in range(2)]
+    config = [{"TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})}
+              for i in range(2)]
+    procs = [_run("multi_worker", tmp_path / f"worker{i}", model, train, env=config[i], wait=False) for i in range(2)]
+    [_result(p) for p in procs]
+    # worker 1 loses its checkpoint; raising `epochs` makes worker 0 resume at step 6 and worker 1 start at 0
+    (tmp_path / "worker1" / "ckpt" / "ckpt.npz").unlink()
+    workers = [f"localhost:{_free_port()}" for _ in range(2)]
+    config = [{"TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})}
+              for i in range(2)]
+    procs = [_run("multi_worker", tmp_path / f"worker{i}", model, train | {"epochs": 2}, env=config[i], wait=False)
+             for i in range(2)]
+    for i, proc in enumerate(procs):
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode != 0 and "RESULT" not in out
+        assert f"the workers start from different steps (this one from step {6 if i == 0 else 0}" in err, err[-2000:]
