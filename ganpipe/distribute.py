@@ -1,6 +1,6 @@
 """``train.strategy``: one device, every device of one machine, or several machines (``tf.distribute``).
 
-- ``default``: TensorFlow's default strategy, one device (the first GPU, else the CPU).
+- ``default``: no strategy (``make_strategy`` returns None): one device, the first GPU, else the CPU.
 - ``mirrored``: ``MirroredStrategy`` over every GPU of this machine (without GPUs: every logical CPU
   device; ``GANPIPE_CPU_DEVICES=N`` splits the CPU into N, which is how the tests run it).
 - ``multi_worker``: ``MultiWorkerMirroredStrategy`` over the machines that ``TF_CONFIG`` lists, each
@@ -14,10 +14,12 @@ any number of replicas; batch norm is synchronised across replicas for the same 
 from __future__ import annotations
 
 import os
+import typing
 
 from .errors import GanpipeError
+from .params import Train
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
+STRATEGIES = typing.get_args(typing.get_type_hints(Train)["strategy"])
 CPU_DEVICES_ENV = "GANPIPE_CPU_DEVICES"
 
 
@@ -35,6 +37,8 @@ def split_cpu(n: int) -> None:
 
 
 def make_strategy(kind: str):
+    """The ``tf.distribute`` strategy for ``train.strategy`` (None for ``default``), after splitting the
+    CPU if ``GANPIPE_CPU_DEVICES`` asks for it."""
     import tensorflow as tf
 
     n_cpu = os.environ.get(CPU_DEVICES_ENV, "").strip()
@@ -43,7 +47,7 @@ def make_strategy(kind: str):
             raise GanpipeError(f"{CPU_DEVICES_ENV}: must be a positive integer, got {n_cpu!r}")
         split_cpu(int(n_cpu))
     if kind == "default":
-        return tf.distribute.get_strategy()
+        return None
     if kind == "mirrored":
         devices = [d.name for d in tf.config.list_logical_devices("GPU")]
         devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]

@@ -17,10 +17,14 @@ from . import losses
 from .augment import augment
 
 
+def _ema(e, w, decay):
+    return decay * e + (1.0 - decay) * tf.cast(w, e.dtype)
+
+
 def ema_update(ema_vars, vars_, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * w for trainable weights."""
     for e, w in zip(ema_vars, vars_):
-        e.assign(decay * e + (1.0 - decay) * tf.cast(w, e.dtype))
+        e.assign(_ema(e, w, decay))
 
 
 def fused_ema_update(ema_vars, vars_):
@@ -47,8 +51,7 @@ def distributed_ema_update(ema_vars, vars_, copy_ema, copy_vars, decay) -> None:
 
     def merge(strategy):
         for e, w in zip(ema_vars, vars_):
-            strategy.extended.update(_tf_var(e), lambda v, w: v.assign(decay * v + (1.0 - decay) * tf.cast(w, v.dtype)),
-                                     args=(_tf_var(w),), group=False)
+            strategy.extended.update(_tf_var(e), lambda v, w: v.assign(_ema(v, w, decay)), args=(_tf_var(w),), group=False)
         for e, w in zip(copy_ema, copy_vars):
             strategy.extended.update(_tf_var(e), lambda v, w: v.assign(w), args=(_tf_var(w),), group=False)
 

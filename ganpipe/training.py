@@ -184,8 +184,6 @@ def build_gan(model_cfg: P.Model, train_cfg: P.Train, size: int, channels: int, 
 
 
 def _build_gan(model_cfg, train_cfg, size, channels, num_classes, distributed):
-    import keras
-
     from .distribute import sync_batch_norm
     from .gan import GAN
     from .models import build_models
@@ -307,7 +305,6 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
     from .distribute import make_strategy, sync_batch_norm
 
     strategy = make_strategy(train_cfg.strategy)  # before any other TF work (MultiWorkerMirroredStrategy needs it)
-    strategy = strategy if train_cfg.strategy != "default" else None
     if strategy is not None and train_cfg.batch_size % strategy.num_replicas_in_sync:
         raise GanpipeError(f"train.batch_size: {train_cfg.batch_size} is not divisible by the "
                            f"{strategy.num_replicas_in_sync} replicas of train.strategy {train_cfg.strategy}")
