@@ -53,7 +53,8 @@ class Ours:
         self.pl = training.plan(len(x), self.tc)
         self.step = 0
         self.cb = training._StepCallback(self.gan, training.Checkpoint(0, "bench"), Path("/nonexistent/ckpt.npz"),
-                                         self.tc, training.Plan(self.pl.steps_per_epoch, 10**9), progress=False)
+                                         self.tc, training.Plan(self.pl.steps_per_epoch, 10**9, 0), None, None,
+                                         progress=False)
         self.name = f"ours (default profile: {self.mc.arch} {self.mc.loss}, batch {self.tc.batch_size}, EMA {self.tc.ema_decay})"
 
     def images_seen(self):

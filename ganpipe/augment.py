@@ -1,19 +1,28 @@
-"""Differentiable augmentation (DiffAugment, Zhao et al. 2020) applied to D's real and fake inputs.
+"""Augmentation of D's inputs: the DiffAugment ops (Zhao et al. 2020), applied to real and fake images
+alike, each op to each image with probability ``p`` (fixed, or tuned during training by the adaptive
+controller of StyleGAN2-ADA, Karras et al. 2020; see ``ganpipe.training.AdaController``).
 
-The random offsets come in as uniform draws ``u`` in [0, 1), two per image and op, drawn with the batch
-by the input pipeline (see ``GAN.noise_spec``), so augmentation is reproducible, resumable and the same
-under any ``tf.distribute`` split of the batch.
+Every random number comes in as uniform draws ``u`` in [0, 1), three per image and op (a gate and two
+parameters), drawn with the batch by the input pipeline (see ``GAN.noise_spec``), so augmentation is
+reproducible, resumable and the same under any ``tf.distribute`` split of the batch. Images are in
+[-1, 1]; the colour ops follow DiffAugment's ``color`` policy.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
+DRAWS_PER_OP = 3  # gate, two parameters
+
 
 def _uniform_int(u, lo: int, hi: int):
     """Map u in [0, 1) to an int uniform on [lo, hi), shaped (B, 1, 1)."""
     k = tf.minimum(tf.cast(tf.floor(u * (hi - lo)), tf.int32), hi - lo - 1) + lo
     return tf.reshape(k, (-1, 1, 1))
+
+
+def _per_image(u):
+    return tf.reshape(u, (-1, 1, 1, 1))
 
 
 def translation(x, u, ratio: float = 0.125):
@@ -43,11 +52,34 @@ def cutout(x, u, ratio: float = 0.5):
     return x * mask
 
 
-OPS = {"translation": translation, "cutout": cutout}
+def brightness(x, u):
+    """Add a per-image offset in [-0.5, 0.5)."""
+    return x + tf.cast(_per_image(u[:, 0]) - 0.5, x.dtype)
 
 
-def augment(x, names, u):
-    """Apply the ops ``names`` in order; ``u`` is (B, 2 * len(names)) uniform draws."""
+def saturation(x, u):
+    """Scale each pixel's distance from its channel mean by [0, 2) (no-op on grey images)."""
+    mean = tf.reduce_mean(x, axis=3, keepdims=True)
+    return (x - mean) * tf.cast(_per_image(u[:, 0]) * 2, x.dtype) + mean
+
+
+def contrast(x, u):
+    """Scale each image's distance from its mean by [0.5, 1.5)."""
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    return (x - mean) * tf.cast(_per_image(u[:, 0]) + 0.5, x.dtype) + mean
+
+
+OPS = {"translation": translation, "cutout": cutout, "brightness": brightness, "saturation": saturation,
+       "contrast": contrast}
+
+
+def augment(x, names, u, p=None):
+    """Apply the ops ``names`` in order, each to each image with probability ``p`` (always when None);
+    ``u`` is (B, 3 * len(names)) uniform draws: per op a gate (applied where gate < p) and two parameters."""
     for i, name in enumerate(names):
-        x = OPS[name](x, u[:, 2 * i:2 * i + 2])
+        k = DRAWS_PER_OP * i
+        y = OPS[name](x, u[:, k + 1:k + 3])
+        if p is not None:
+            y = tf.where(_per_image(u[:, k]) < tf.cast(p, u.dtype), y, x)
+        x = y
     return x

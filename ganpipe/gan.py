@@ -13,8 +13,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+import math
+
 from . import losses
-from .augment import augment
+from .augment import DRAWS_PER_OP, augment
 
 
 def _ema(e, w, decay):
@@ -60,7 +62,8 @@ def distributed_ema_update(ema_vars, vars_, copy_ema, copy_vars, decay) -> None:
 
 class GAN(keras.Model):
     def __init__(self, generator, discriminator, ema_generator=None, *, loss="ns", latent_dim=64,
-                 num_classes=0, gp_weight=10.0, critic_steps=1, ema_decay=0.0, augment=(), **kwargs):
+                 num_classes=0, gp_weight=10.0, critic_steps=1, ema_decay=0.0, ema_rampup=None, batch_size=64,
+                 augment=(), augment_p="adaptive", **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -71,7 +74,14 @@ class GAN(keras.Model):
         self.gp_weight = gp_weight
         self.critic_steps = critic_steps
         self.ema_decay = ema_decay
+        self.ema_rampup = ema_rampup
+        self.batch_size = batch_size  # the global batch: images seen per step
         self.augment_ops = tuple(augment)
+        self.adaptive = augment_p == "adaptive"
+        # The probability of each augmentation op: a variable (in checkpoints) that the host-side ADA
+        # controller sets between steps (``ganpipe.training.AdaController``); fixed otherwise.
+        self.fixed_p = None if self.adaptive else float(augment_p)
+        self.aug_p = keras.Variable(self.fixed_p or 0.0, trainable=False, dtype="float32", name="aug_p")
         self._ema_fn = None
 
     def compile(self, d_optimizer, g_optimizer, jit_compile=False):
@@ -100,7 +110,7 @@ class GAN(keras.Model):
         if self.loss_kind == "wgan-gp":
             spec["eps"] = ((s,), "uniform")
         if self.augment_ops:  # one draw per D call: real and fake per critic step, fake in the G step
-            spec["aug"] = ((2 * s + 1, 2 * len(self.augment_ops)), "uniform")
+            spec["aug"] = ((2 * s + 1, DRAWS_PER_OP * len(self.augment_ops)), "uniform")
         return spec
 
     # ------------------------------------------------------------------------------------------------
@@ -110,7 +120,13 @@ class GAN(keras.Model):
 
     def _d_call(self, x, labels, noise, k):
         if self.augment_ops:
-            x = augment(x, self.augment_ops, noise["aug"][:, k])
+            u = noise["aug"][:, k]
+            if self.adaptive:  # p starts at 0: skip the ops' cost until the controller raises it
+                x = tf.cond(self.aug_p > 0, lambda: augment(x, self.augment_ops, u, self.aug_p), lambda: x)
+            elif self.fixed_p < 1:
+                x = augment(x, self.augment_ops, u, self.aug_p)
+            else:
+                x = augment(x, self.augment_ops, u)
         return self.discriminator([x, labels] if self.num_classes else x, training=True)
 
     @staticmethod
@@ -158,19 +174,37 @@ class GAN(keras.Model):
         # Per-step losses (each replica's mean; fit() averages them over replicas): the training loop
         # keeps the epoch sums, the NaN guard reads them.
         # Shaped (1,): fit() reduces outputs over replicas along axis 0 under MultiWorkerMirroredStrategy.
-        out = {"d_loss_step": d_loss, "g_loss_step": g_loss} | ({"gp_step": gp} if self.loss_kind == "wgan-gp" else {})
+        # rt: StyleGAN2-ADA's overfitting heuristic E[sign(D(real))] on the last critic step's real batch.
+        rt = tf.reduce_mean(tf.sign(tf.cast(real_logits, tf.float32)))
+        out = {"d_loss_step": d_loss, "g_loss_step": g_loss, "rt_step": rt}
+        out |= {"gp_step": gp} if self.loss_kind == "wgan-gp" else {}
         return {k: tf.reshape(v, (1,)) for k, v in out.items()}
 
     def _update_ema(self, g_vars):
         ema_nt, g_nt = self.ema_generator.non_trainable_variables, self.generator.non_trainable_variables
+        decay = self.ema_beta(self.g_optimizer.iterations)
         if tf.distribute.has_strategy():
-            distributed_ema_update(self.ema_generator.trainable_variables, g_vars, ema_nt, g_nt, self.ema_decay)
+            distributed_ema_update(self.ema_generator.trainable_variables, g_vars, ema_nt, g_nt, decay)
             return
         if self._ema_fn is None:
             self._ema_fn = fused_ema_update(self.ema_generator.trainable_variables, g_vars)
-        self._ema_fn(tf.constant(self.ema_decay, tf.float32))
+        self._ema_fn(decay)
         for e, w in zip(ema_nt, g_nt):
             e.assign(w)  # batch-norm statistics follow the live generator
+
+    def ema_beta(self, steps):
+        """The EMA decay after ``steps`` generator updates. ``ema_decay`` per step is a half-life of
+        ``batch * ln 0.5 / ln ema_decay`` images; with ``ema_rampup`` the half-life is capped at that
+        fraction of the images seen so far (StyleGAN2-ADA), so early on the average forgets the random
+        initialisation quickly: with the defaults (0.999, 0.05, batch 64) the decay is 0.93 after 200
+        steps and reaches 0.999 after about 14,000."""
+        decay = tf.constant(self.ema_decay, tf.float32)
+        if self.ema_rampup is None or self.ema_decay == 0:
+            return decay
+        half_life = self.batch_size * math.log(0.5) / math.log(self.ema_decay)
+        seen = tf.cast(steps, tf.float32) * float(self.batch_size)
+        capped = tf.minimum(tf.constant(half_life, tf.float32), self.ema_rampup * seen)
+        return tf.pow(0.5, float(self.batch_size) / tf.maximum(capped, 1e-8))
 
     def sample_generator(self):
         return self.ema_generator if self.ema_generator is not None else self.generator

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -62,6 +63,9 @@ def _type_name(tp) -> str:
     return tp.__name__
 
 
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _coerce(value, tp):
     """Return ``value`` converted to ``tp`` or raise TypeError. YAML lists become tuples."""
     origin = typing.get_origin(tp)
@@ -94,6 +98,8 @@ def _coerce(value, tp):
             return value
         raise TypeError
     if tp is float:
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads `4e-4` (no dot) as a string; DVC's -S writes 0.0004
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = float(value)
             if not math.isfinite(value):
@@ -229,19 +235,36 @@ class Model:
     critic_steps: int = p(1, lambda v: 1 <= v <= 20, "must be in [1, 20]", "discriminator steps per generator step")
 
 
+AUGMENT_OPS = ("translation", "cutout", "brightness", "saturation", "contrast")
+
+
 @section("train")
 class Train:
     batch_size: int = p(64, lambda v: 1 <= v <= 65536, "must be in [1, 65536]", "images per step")
-    epochs: int = p(5, lambda v: 1 <= v <= 100000, "must be in [1, 100000]", "passes over the train split")
+    epochs: int | None = p(None, lambda v: 1 <= v <= 100000, "must be in [1, 100000] or null", "passes over the train split")
+    kimg: float | None = p(300.0, lambda v: 0 < v <= 1e7, "must be in (0, 1e7] or null",
+                           "training length in thousands of real images shown (instead of epochs)")
     max_steps: int | None = p(None, lambda v: v >= 1, "must be >= 1 or null", "stop after this many steps")
     g_lr: float = p(2e-4, lambda v: 0 < v < 1, "must be in (0, 1)", "generator Adam learning rate")
     d_lr: float = p(2e-4, lambda v: 0 < v < 1, "must be in (0, 1)", "discriminator Adam learning rate")
     beta1: float = p(0.5, lambda v: 0 <= v < 1, "must be in [0, 1)", "Adam beta_1")
     beta2: float = p(0.999, lambda v: 0 <= v < 1, "must be in [0, 1)", "Adam beta_2")
-    ema_decay: float = p(0.999, lambda v: 0 <= v < 1, "must be in [0, 1)", "generator EMA decay, 0 = off")
-    augment: tuple[Literal["translation", "cutout"], ...] = p(
-        (), lambda v: len(set(v)) == len(v), "must list each augmentation once", "DiffAugment ops on D's inputs")
+    ema_decay: float = p(0.999, lambda v: 0 <= v < 1, "must be in [0, 1)", "generator EMA decay per step, 0 = off")
+    ema_rampup: float | None = p(0.05, lambda v: 0 < v <= 1, "must be in (0, 1] or null",
+                                 "EMA half-life capped at this fraction of the images seen; null = no ramp-up")
+    augment: tuple[Literal[AUGMENT_OPS], ...] = p(
+        (), lambda v: len(set(v)) == len(v), "must list each augmentation once", "augmentation ops on D's inputs")
+    augment_p: Literal["adaptive"] | float = p(
+        "adaptive", lambda v: v == "adaptive" or 0 <= v <= 1, "must be 'adaptive' or a probability in [0, 1]",
+        "probability of each augmentation op per image: fixed, or tuned from D's overfitting (ADA)")
+    ada_target: float = p(0.6, lambda v: 0 < v < 1, "must be in (0, 1)", "ADA: target of r_t = E[sign(D(real))]")
+    ada_kimg: float = p(100.0, lambda v: 0 < v <= 1e6, "must be in (0, 1e6]",
+                        "ADA: thousands of images for p to move by 1")
     checkpoint_every: int = p(200, lambda v: v >= 1, "must be >= 1", "steps between checkpoints")
+    eval_every: float = p(50.0, lambda v: v >= 0, "must be >= 0", "kimg between quality evaluations, 0 = off")
+    eval_samples: int = p(2000, lambda v: 2 <= v <= 1000000, "must be in [2, 1000000]",
+                          "samples per quality evaluation during training")
+    keep: Literal["last", "best"] = p("best", None, "", "which generator snapshot becomes models/generator.keras")
     strategy: Literal["default", "mirrored", "multi_worker"] = p(
         "default", None, "", "tf.distribute: one device, every GPU of this machine, or the machines of TF_CONFIG")
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = p(
@@ -251,9 +274,13 @@ class Train:
     sample_grid: int = p(8, lambda v: 1 <= v <= 32, "must be in [1, 32]", "rows = columns of the per-epoch sample grid")
 
     def validate(self):
+        if (self.epochs is None) == (self.kimg is None):
+            return "epochs", "set exactly one of train.epochs and train.kimg (the other null)"
         if self.jit_compile and self.deterministic:
             # Keras turns XLA off (with a warning) under TensorFlow's op determinism: say so instead.
             return "jit_compile", "XLA needs train.deterministic: false (Keras runs without XLA under op determinism)"
+        if self.keep == "best" and self.eval_every == 0:
+            return "keep", "best needs quality evaluations during training (train.eval_every > 0)"
         return None
 
 

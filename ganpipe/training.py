@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from .io import load_npz, save_npz, write_json
 CHECKPOINT = "ckpt.npz"
 # Params that change how long training runs, not its trajectory: a checkpoint made under other values of
 # these is resumed (so raising `epochs` continues a finished run).
-LENGTH_KEYS = ("epochs", "max_steps", "checkpoint_every", "sample_grid")
+LENGTH_KEYS = ("epochs", "kimg", "max_steps", "checkpoint_every", "sample_grid", "eval_every", "keep")
 
 
 class TrainingDiverged(GanpipeError):
@@ -36,20 +37,24 @@ class TrainingDiverged(GanpipeError):
 class Plan:
     steps_per_epoch: int
     total_steps: int
+    eval_steps: int  # steps between quality evaluations; 0 = none
 
 
 def plan(n_images: int, cfg: P.Train) -> Plan:
+    """Steps per epoch and in all: ``train.epochs`` passes, or ``train.kimg`` thousand images (rounded up
+    to whole steps, across epochs), whichever is set, capped by ``train.max_steps``."""
     spe = n_images // cfg.batch_size
     if spe < 1:
         raise GanpipeError(f"train.batch_size: {cfg.batch_size} is larger than the {n_images} training images")
-    total = spe * cfg.epochs
+    total = spe * cfg.epochs if cfg.epochs is not None else math.ceil(cfg.kimg * 1000 / cfg.batch_size)
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
-    return Plan(spe, total)
+    eval_steps = max(1, round(cfg.eval_every * 1000 / cfg.batch_size)) if cfg.eval_every else 0
+    return Plan(spe, total, eval_steps)
 
 
 # The modules whose code shapes the trajectory: a checkpoint made by other code is not resumed.
-TRAINING_CODE = ("augment.py", "distribute.py", "gan.py", "losses.py", "models.py", "training.py")
+TRAINING_CODE = ("augment.py", "distribute.py", "gan.py", "losses.py", "models.py", "tracking.py", "training.py")
 
 
 def code_digest() -> str:
@@ -59,11 +64,12 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
-def fingerprint(model_cfg: P.Model, train_cfg: P.Train, seed: int, data_digest: str) -> str:
-    """Hash of everything that determines the training trajectory: params, seed, data and code."""
+def fingerprint(model_cfg: P.Model, train_cfg: P.Train, seed: int, data_digest: str, quality_digest: str = "") -> str:
+    """Hash of everything that determines the training trajectory and its logs: params, seed, data, code
+    and (with evaluations on) the classifier and real statistics they use."""
     t = {k: v for k, v in P.to_dict(train_cfg).items() if k not in LENGTH_KEYS}
     blob = json.dumps({"seed": seed, "model": P.to_dict(model_cfg), "train": t, "data": data_digest,
-                       "code": code_digest()}, sort_keys=True)
+                       "code": code_digest(), "quality": quality_digest}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -197,7 +203,8 @@ def _build_gan(model_cfg, train_cfg, size, channels, num_classes, distributed):
         sync_batch_norm([g, d])
     gan = GAN(g, d, ema, loss=model_cfg.loss, latent_dim=model_cfg.latent_dim,
               num_classes=num_classes if model_cfg.conditional else 0, gp_weight=model_cfg.gp_weight,
-              critic_steps=model_cfg.critic_steps, ema_decay=train_cfg.ema_decay, augment=train_cfg.augment)
+              critic_steps=model_cfg.critic_steps, ema_decay=train_cfg.ema_decay, ema_rampup=train_cfg.ema_rampup,
+              batch_size=train_cfg.batch_size, augment=train_cfg.augment, augment_p=train_cfg.augment_p)
 
     def adam(lr):
         opt = keras.optimizers.Adam(lr, beta_1=train_cfg.beta1, beta_2=train_cfg.beta2)
@@ -212,7 +219,7 @@ def _build_gan(model_cfg, train_cfg, size, channels, num_classes, distributed):
 
 def state_variables(gan) -> list:
     """Every variable a checkpoint must hold, in a fixed order."""
-    groups = [gan.generator.variables, gan.discriminator.variables]
+    groups = [gan.generator.variables, gan.discriminator.variables, [gan.aug_p]]
     if gan.ema_generator is not None:
         groups.append(gan.ema_generator.variables)
     for opt in (gan.g_optimizer, gan.d_optimizer):
@@ -240,15 +247,20 @@ class Checkpoint:
     history: list = field(default_factory=list)  # one record per finished epoch
     grids: dict = field(default_factory=dict)  # epoch -> uint8 sample grid
     partial: dict = field(default_factory=dict)  # loss sums and step count of the unfinished epoch
+    evals: list = field(default_factory=list)  # one record per quality evaluation
+    ada: dict = field(default_factory=dict)  # the augmentation controller's state
+    best: dict = field(default_factory=dict)  # the best evaluation so far (train.keep: best)
+    best_weights: list = field(default_factory=list)  # the sampling generator's weights at ``best``
 
 
 def save_checkpoint(path: Path, gan, ckpt: Checkpoint) -> None:
     arrays = {f"v{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(state_variables(gan))}
-    meta = {"step": ckpt.step, "fingerprint": ckpt.fingerprint, "history": ckpt.history,
-            "partial": ckpt.partial, "n_vars": len(arrays)}
+    meta = {"step": ckpt.step, "fingerprint": ckpt.fingerprint, "history": ckpt.history, "partial": ckpt.partial,
+            "evals": ckpt.evals, "ada": ckpt.ada, "best": ckpt.best, "n_vars": len(arrays)}
     arrays["meta"] = np.asarray(json.dumps(meta, sort_keys=True))
     for epoch, grid in ckpt.grids.items():
         arrays[f"grid{int(epoch):05d}"] = grid
+    arrays |= {f"best{i:05d}": w for i, w in enumerate(ckpt.best_weights)}
     save_npz(path, **arrays)
 
 
@@ -256,7 +268,9 @@ def read_checkpoint(path: Path) -> tuple[Checkpoint, dict]:
     arrays = load_npz(path)
     meta = json.loads(arrays["meta"].item())
     grids = {int(k[4:]): v for k, v in arrays.items() if k.startswith("grid")}
-    return Checkpoint(meta["step"], meta["fingerprint"], meta["history"], grids, meta.get("partial", {})), arrays
+    best = [arrays[k] for k in sorted(arrays) if k.startswith("best")]
+    return Checkpoint(meta["step"], meta["fingerprint"], meta["history"], grids, meta.get("partial", {}),
+                      meta.get("evals", []), meta.get("ada", {}), meta.get("best", {}), best), arrays
 
 
 def restore(gan, arrays: dict, path: Path) -> None:
@@ -266,6 +280,28 @@ def restore(gan, arrays: dict, path: Path) -> None:
         if a is None or tuple(a.shape) != tuple(v.shape):
             raise GanpipeError(f"{path}: checkpoint does not match the model ({v.path})")
         v.assign(a)
+
+
+def start_or_resume(gan, ckpt_path: Path, fp: str, total_steps: int, log) -> Checkpoint:
+    """The checkpoint to continue from (its state restored into ``gan``), or a fresh one."""
+    fresh = Checkpoint(0, fp)
+    if not ckpt_path.exists():
+        return fresh
+    try:
+        found, arrays = read_checkpoint(ckpt_path)
+    except (GanpipeError, KeyError, ValueError) as e:
+        log(f"train: ignoring unreadable checkpoint {ckpt_path} ({e}); starting fresh")
+        return fresh
+    if found.fingerprint != fp:
+        log(f"train: checkpoint {ckpt_path} was made with different params, data or code; starting fresh")
+        return fresh
+    if found.step > total_steps:
+        log(f"train: checkpoint {ckpt_path} is at step {found.step}, past this run's {total_steps}; starting fresh")
+        return fresh
+    restore(gan, arrays, ckpt_path)
+    found.history = [r for r in found.history if not r.get("partial")]
+    log(f"train: resuming from {ckpt_path} at step {found.step} of {total_steps}")
+    return found
 
 
 # -------------------------------------------------------------------------------------- the loop
@@ -289,20 +325,21 @@ def fixed_noise(latent_dim: int, rows: int, num_classes: int, seed: int):
 def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: str,
           model_cfg: P.Model, train_cfg: P.Train, seed: int, *, checkpoint_dir="checkpoints",
           models_dir="models", metrics_path="metrics/train.json", live_dir="metrics/train",
-          progress: bool = True, log=print) -> dict:
-    """Train, checkpointing as it goes; resume from ``checkpoint_dir`` when the fingerprint matches."""
-    import keras
-
-    from .saving import save_model
+          quality=None, progress: bool = True, log=print) -> dict:
+    """Train, checkpointing as it goes; resume from ``checkpoint_dir`` when the fingerprint matches.
+    ``quality``: a ``ganpipe.tracking.QualityTracker`` for the evaluations every ``train.eval_every`` kimg
+    (needed when that is not 0)."""
+    from .distribute import make_strategy, sync_batch_norm
 
     if model_cfg.conditional and (y is None or num_classes < 2):
         raise GanpipeError("model.conditional: the prepared data has no labels (or one class); set it to false")
     size, channels = x.shape[1], x.shape[3]
     if size != x.shape[2] or size % 4:
         raise GanpipeError(f"prepared images are {x.shape[1]}x{x.shape[2]}; training needs square sizes divisible by 4")
+    if train_cfg.eval_every and quality is None:
+        raise GanpipeError("train.eval_every: evaluations during training need the features stage's outputs")
     labels = (y if y is not None else np.zeros(len(x))).astype(np.int32)
     pl = plan(len(x), train_cfg)
-    from .distribute import make_strategy, sync_batch_norm
 
     strategy = make_strategy(train_cfg.strategy)  # before any other TF work (MultiWorkerMirroredStrategy needs it)
     if strategy is not None and train_cfg.batch_size % strategy.num_replicas_in_sync:
@@ -310,38 +347,54 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
                            f"{strategy.num_replicas_in_sync} replicas of train.strategy {train_cfg.strategy}")
     configure_tf(train_cfg, seed, second_order=model_cfg.loss == "wgan-gp")
     gan = build_gan(model_cfg, train_cfg, size, channels, num_classes, strategy)
-    fp = fingerprint(model_cfg, train_cfg, seed, data_digest)
+    quality = quality if train_cfg.eval_every else None
+    fp = fingerprint(model_cfg, train_cfg, seed, data_digest, quality.digest() if quality else "")
 
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT
-    ckpt = Checkpoint(0, fp)
-    if ckpt_path.exists():
-        try:
-            found, arrays = read_checkpoint(ckpt_path)
-        except (GanpipeError, KeyError, ValueError) as e:
-            log(f"train: ignoring unreadable checkpoint {ckpt_path} ({e}); starting fresh")
-            found = None
-        if found is not None and found.fingerprint != fp:
-            log(f"train: checkpoint {ckpt_path} was made with different params, data or code; starting fresh")
-        elif found is not None and found.step > pl.total_steps:
-            log(f"train: checkpoint {ckpt_path} is at step {found.step}, past this run's {pl.total_steps}; starting fresh")
-        elif found is not None:
-            restore(gan, arrays, ckpt_path)
-            ckpt = found
-            ckpt.history = [r for r in ckpt.history if not r.get("partial")]
-            log(f"train: resuming from {ckpt_path} at step {ckpt.step} of {pl.total_steps}")
+    ckpt = start_or_resume(gan, ckpt_path, fp, pl.total_steps, log)
     resumed_from = ckpt.step
     if train_cfg.strategy == "multi_worker":
         check_same_start(strategy, ckpt.step)
 
+    t0 = time.perf_counter()
+    final = _run(gan, x, labels, ckpt, ckpt_path, model_cfg, train_cfg, pl, seed, num_classes, strategy, quality,
+                 live_dir, progress)
+    wall = time.perf_counter() - t0
+
+    sync_batch_norm([gan.generator, gan.discriminator], on=False)
+    kept = export(gan, ckpt, final, train_cfg.keep, Path(models_dir))
+    trained = pl.total_steps - resumed_from
+    last = ckpt.history[-1] if ckpt.history else {}  # the last (possibly partial) epoch's mean losses
+    metrics = {
+        "steps": pl.total_steps,
+        "images_seen": pl.total_steps * train_cfg.batch_size,
+        "kimg": round(pl.total_steps * train_cfg.batch_size / 1000, 3),
+        "epochs": round(pl.total_steps / pl.steps_per_epoch, 3),
+        "d_loss": last.get("d_loss"),
+        "g_loss": last.get("g_loss"),
+        "rt": last.get("rt"),
+        "augment_p": last.get("augment_p"),
+        "kept": kept,
+        "resumed_from_step": resumed_from,
+        "wall_seconds": round(wall, 3),
+        "img_per_sec": round(trained * train_cfg.batch_size / wall, 1) if trained and wall > 0 else None,
+    }
+    if final:
+        metrics["last_eval"] = final
+    write_json(metrics_path, metrics)
+    return metrics
+
+
+def _run(gan, x, labels, ckpt, ckpt_path, model_cfg, train_cfg, pl, seed, num_classes, strategy, quality,
+         live_dir, progress) -> dict | None:
+    """Train from ``ckpt.step`` to the end, one ``fit()`` per (part of an) epoch, logging each epoch;
+    return the evaluation of the final generator (None without evaluations)."""
     from dvclive import Live
 
     live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
-    for rec in ckpt.history:  # replay what earlier (interrupted) runs logged
-        _log_epoch(live, rec, ckpt.grids.get(rec["epoch"]))
-
+    _replay(live, ckpt)
     z, zl = fixed_noise(model_cfg.latent_dim, train_cfg.sample_grid, num_classes if model_cfg.conditional else 0, seed)
-    cb = _StepCallback(gan, ckpt, ckpt_path, train_cfg, pl, progress)
-    t0 = time.perf_counter()
+    cb = _StepCallback(gan, ckpt, ckpt_path, train_cfg, pl, quality, live, progress)
     step = ckpt.step
     try:
         while step < pl.total_steps:
@@ -356,8 +409,10 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
             rec = {"epoch": epoch, "step": step, "images_seen": step * train_cfg.batch_size}
             count = ckpt.partial.get("count", 0)
             rec |= {k: v / count for k, v in sorted(ckpt.partial.items()) if k != "count"}  # epoch means
+            if gan.augment_ops:
+                rec["augment_p"] = float(gan.aug_p.numpy())
             if step % pl.steps_per_epoch:
-                rec["partial"] = True  # stopped by max_steps mid-epoch: a later, longer run replaces it
+                rec["partial"] = True  # stopped mid-epoch (max_steps, kimg): a later, longer run replaces it
             else:
                 ckpt.partial = {}
             grid = _sample_grid(gan, z, zl, train_cfg.sample_grid)
@@ -368,32 +423,47 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
             save_checkpoint(ckpt_path, gan, ckpt)
     finally:
         cb.close()
-    wall = time.perf_counter() - t0
+    final = None
+    if quality is not None:
+        # The last step is evaluated too. Off the eval_every cadence, that evaluation is not kept in the
+        # checkpoint (a longer run resumed from here would not have made it).
+        on_cadence = [e for e in ckpt.evals if e["step"] == ckpt.step]
+        final = on_cadence[0] if on_cadence else {"step": ckpt.step, **quality(gan.sample_generator())}
+        if not on_cadence:
+            _log_eval(live, final)
     live.end()
+    return final
 
-    models_dir = Path(models_dir)
-    sync_batch_norm([gan.generator, gan.discriminator], on=False)
-    save_model(gan.sample_generator(), models_dir / "generator.keras")
+
+def export(gan, ckpt: Checkpoint, final: dict | None, keep: str, models_dir: Path) -> dict:
+    """Save the sampling generator and D; return which snapshot was saved. With ``keep: best``, the
+    snapshot of the lowest FD among the evaluations (the final generator's included)."""
+    import keras
+
+    from .saving import save_model
+
+    g = gan.sample_generator()
+    kept = {"snapshot": "last", **(final or {"step": ckpt.step})}
+    if keep == "best" and final is not None:
+        fd_key = next(k for k in final if k.startswith("fd_"))
+        best = final
+        if ckpt.best_weights and ckpt.best[fd_key] <= final[fd_key]:
+            for v, w in zip(g.variables, ckpt.best_weights):
+                v.assign(w)
+            best = ckpt.best
+        kept = {"snapshot": "best", **best}
+    save_model(g, models_dir / "generator.keras")
     save_model(gan.discriminator, models_dir / "discriminator.keras")
     keras.mixed_precision.set_global_policy("float32")
-    trained = pl.total_steps - resumed_from
-    last = ckpt.history[-1] if ckpt.history else {}  # the last (possibly partial) epoch's mean losses
-    metrics = {
-        "steps": pl.total_steps,
-        "images_seen": pl.total_steps * train_cfg.batch_size,
-        "d_loss": last.get("d_loss"),
-        "g_loss": last.get("g_loss"),
-        "resumed_from_step": resumed_from,
-        "wall_seconds": round(wall, 3),
-        "img_per_sec": round(trained * train_cfg.batch_size / wall, 1) if trained and wall > 0 else None,
-    }
-    write_json(metrics_path, metrics)
-    return metrics
+    return kept
+
+
+LOGGED = ("d_loss", "g_loss", "gp", "rt", "augment_p")
 
 
 def _log_epoch(live, rec: dict, grid: np.ndarray | None) -> None:
     live.step = rec["step"]
-    for k in ("d_loss", "g_loss", "gp"):
+    for k in LOGGED:
         if k in rec:
             live.log_metric(k, rec[k])
     if grid is not None:
@@ -402,12 +472,37 @@ def _log_epoch(live, rec: dict, grid: np.ndarray | None) -> None:
         live.log_image(f"samples/epoch-{rec['epoch']:03d}.png", Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid))
 
 
-class _StepCallback(keras.callbacks.Callback):
-    """Per step: stop on a non-finite loss, checkpoint on cadence, advance the progress bar."""
+def _log_eval(live, rec: dict) -> None:
+    live.step = rec["step"]
+    for k, v in rec.items():
+        if k != "step":
+            live.log_metric(k, v)
 
-    def __init__(self, gan, ckpt: Checkpoint, path: Path, cfg: P.Train, pl: Plan, progress: bool):
+
+def _replay(live, ckpt: Checkpoint) -> None:
+    """Log again what earlier (interrupted) runs logged, in step order (evaluations before epochs)."""
+    events = [(r["step"], 0, r) for r in ckpt.evals] + [(r["step"], 1, r) for r in ckpt.history]
+    for _, kind, rec in sorted(events, key=lambda e: e[:2]):
+        if kind == 0:
+            _log_eval(live, rec)
+        else:
+            _log_epoch(live, rec, ckpt.grids.get(rec["epoch"]))
+
+
+class _StepCallback(keras.callbacks.Callback):
+    """Per step: stop on a non-finite loss, adapt the augmentation probability, evaluate and checkpoint
+    on cadence, advance the progress bar."""
+
+    def __init__(self, gan, ckpt: Checkpoint, path: Path, cfg: P.Train, pl: Plan, quality, live, progress: bool):
         super().__init__()
+        from .tracking import AdaController
+
         self.gan, self.ckpt, self.path, self.cfg, self.plan = gan, ckpt, path, cfg, pl
+        self.quality, self.live = quality, live
+        self.ada = None
+        if gan.augment_ops and gan.adaptive:
+            self.ada = AdaController(cfg.ada_target, cfg.ada_kimg, cfg.batch_size, ckpt.ada)
+            gan.aug_p.assign(self.ada.p)
         self.epoch_start = ckpt.step
         self.last_good = ckpt.step if path.exists() else None
         self.t_last = time.perf_counter()
@@ -430,18 +525,40 @@ class _StepCallback(keras.callbacks.Callback):
         for name, value in losses.items():
             partial[name] = partial.get(name, 0.0) + value
         partial["count"] = partial.get("count", 0) + 1
+        if self.ada is not None:
+            if self.ada.update(losses["rt"]):
+                self.gan.aug_p.assign(self.ada.p)
+            self.ckpt.ada = self.ada.state()
+        if self.quality is not None and step % self.plan.eval_steps == 0:
+            self.evaluate(step)
         if step % self.cfg.checkpoint_every == 0 and step < self.plan.total_steps:
             self.ckpt.step = step
             save_checkpoint(self.path, self.gan, self.ckpt)
             self.last_good = step
+        self.show(step, losses)
+
+    def evaluate(self, step: int) -> None:
+        rec = {"step": step, **self.quality(self.gan.sample_generator())}
+        self.ckpt.evals.append(rec)
+        _log_eval(self.live, rec)
+        fd = rec[self.quality.fd_key]
+        if self.cfg.keep == "best" and (not self.ckpt.best or fd < self.ckpt.best[self.quality.fd_key]):
+            self.ckpt.best = rec
+            self.ckpt.best_weights = [np.array(v.numpy()) for v in self.gan.sample_generator().variables]
         if self.bar is not None:
-            now = time.perf_counter()
-            self.bar.update(1)
-            ips = self.cfg.batch_size / max(now - self.t_last, 1e-9)
-            self.t_last = now
-            if step % 10 == 0 or step == self.plan.total_steps:
-                self.bar.set_postfix(d_loss=f"{losses.get('d_loss', 0):.3f}", g_loss=f"{losses.get('g_loss', 0):.3f}",
-                                     img_s=f"{ips:.0f}", refresh=False)
+            self.bar.write(f"train: step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in rec.items() if k != "step"))
+
+    def show(self, step: int, losses: dict) -> None:
+        if self.bar is None:
+            return
+        now = time.perf_counter()
+        self.bar.update(1)
+        ips = self.cfg.batch_size / max(now - self.t_last, 1e-9)
+        self.t_last = now
+        if step % 10 == 0 or step == self.plan.total_steps:
+            extra = {"p": f"{self.ada.p:.3f}"} if self.ada is not None else {}
+            self.bar.set_postfix(d_loss=f"{losses.get('d_loss', 0):.3f}", g_loss=f"{losses.get('g_loss', 0):.3f}",
+                                 img_s=f"{ips:.0f}", **extra, refresh=False)
 
     def close(self):
         if self.bar is not None:

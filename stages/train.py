@@ -1,13 +1,17 @@
-"""DVC stage `train`: read `base`, `model`, `train` params and data/prepared/train.npz; write models/,
+"""DVC stage `train`: read `base`, `model`, `train` params, data/prepared/train.npz and (for the
+evaluations during training) the features stage's classifier and real statistics; write models/,
 checkpoints/ (persistent, for resuming), metrics/train.json and DVCLive logs under metrics/train/."""
 
 from ganpipe import params
 from ganpipe.data import load_split
 from ganpipe.io import sha256_file
 from ganpipe.stage import run_stage
+from ganpipe.tracking import QualityTracker
 from ganpipe.training import train
 
 TRAIN = "data/prepared/train.npz"
+CLASSIFIER = "models/classifier.keras"
+REAL_STATS = "data/features/real_stats.npz"
 
 
 def main() -> None:
@@ -15,8 +19,11 @@ def main() -> None:
     model_cfg = params.load("model")
     train_cfg = params.load("train")
     x, y, names = load_split(TRAIN)
-    m = train(x, y, len(names or []), sha256_file(TRAIN), model_cfg, train_cfg, base.seed)
-    print(f"train: {m['steps']} steps, {m['images_seen']} images, {m['img_per_sec']} img/s")
+    quality = QualityTracker(CLASSIFIER, REAL_STATS, train_cfg.eval_samples, base.seed) if train_cfg.eval_every else None
+    m = train(x, y, len(names or []), sha256_file(TRAIN), model_cfg, train_cfg, base.seed, checkpoint_dir="checkpoints",
+              models_dir="models", metrics_path="metrics/train.json", live_dir="metrics/train", quality=quality)
+    kept = ", ".join(f"{k} {v}" for k, v in m["kept"].items())
+    print(f"train: {m['steps']} steps, {m['images_seen']} images, {m['img_per_sec']} img/s; kept: {kept}")
 
 
 if __name__ == "__main__":

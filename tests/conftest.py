@@ -151,9 +151,10 @@ def set_params(repo: Path, section: str, **values) -> None:
 
 TINY_MODEL = dict(arch="dcgan", loss="ns", latent_dim=16, g_width=16, d_width=16, spectral_norm=False,
                   conditional=False, gp_weight=10.0, critic_steps=1)
-TINY_TRAIN = dict(batch_size=32, epochs=2, max_steps=None, g_lr=2e-4, d_lr=2e-4, beta1=0.5, beta2=0.999,
-                  ema_decay=0.99, augment=[], checkpoint_every=10, strategy="default", precision="float32", jit_compile=False,
-                  deterministic=True, sample_grid=4)
+TINY_TRAIN = dict(batch_size=32, epochs=2, kimg=None, max_steps=None, g_lr=2e-4, d_lr=2e-4, beta1=0.5, beta2=0.999,
+                  ema_decay=0.99, ema_rampup=0.05, augment=[], augment_p=1.0, ada_target=0.6, ada_kimg=100.0,
+                  checkpoint_every=10, eval_every=0.0, eval_samples=2000, keep="last", strategy="default",
+                  precision="float32", jit_compile=False, deterministic=True, sample_grid=4)
 
 
 def tiny_cfgs(model: dict | None = None, train: dict | None = None):
@@ -167,8 +168,8 @@ def tiny_pipeline_params(repo: Path) -> None:
     """The tests' tiny profile: 2,048 real Fashion-MNIST images, 256 steps of a small DCGAN."""
     set_params(repo, "prepare", max_train=2048, max_test=512)
     set_params(repo, "model", latent_dim=32, g_width=16, d_width=16)
-    set_params(repo, "train", batch_size=64, epochs=8, checkpoint_every=20, sample_grid=4, ema_decay=0.9,
-               g_lr=5e-4, d_lr=5e-4)
+    set_params(repo, "train", batch_size=64, kimg=None, epochs=8, checkpoint_every=20, sample_grid=4,
+               g_lr=5e-4, d_lr=5e-4, eval_every=8, eval_samples=500)
     set_params(repo, "features", epochs=5, width=16, feature_dim=32, batch_size=64)
     set_params(repo, "generate", n_samples=1000, batch_size=250, grid=4, interpolation_steps=6)
     set_params(repo, "evaluate", kid_subsets=20, kid_subset_size=250, ssim_pairs=300, memorisation_samples=200,

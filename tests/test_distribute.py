@@ -42,14 +42,16 @@ def _assert_same(single, multi):
     assert len(single["history"]) == len(multi["history"]) > 0
     for a, b in zip(single["history"], multi["history"]):
         assert a["step"] == b["step"]
-        for k in ("d_loss", "g_loss", "gp"):
+        for k in ("d_loss", "g_loss", "gp", "rt", "augment_p"):
             if k in a:
                 assert b[k] == pytest.approx(a[k], rel=LOSS_RTOL), (k, a["epoch"])
     np.testing.assert_allclose(multi["images"], single["images"], atol=IMAGE_ATOL)
 
 
 @pytest.mark.parametrize("model,train", [
-    ({"conditional": True}, {"augment": ["translation", "cutout"]}),  # batch norm in G, labels, DiffAugment
+    # batch norm in G, labels, adaptive augmentation with p moving (6 adjustments of 0.128)
+    ({"conditional": True}, {"augment": ["translation", "cutout", "brightness", "saturation", "contrast"],
+                             "augment_p": "adaptive", "ada_kimg": 1.0}),
     ({"loss": "wgan-gp", "critic_steps": 2}, {}),  # gradient penalty, several critic steps
 ], ids=["ns-conditional-augment", "wgan-gp"])
 def test_mirrored_on_two_cpu_devices_matches_one_device(tmp_path, model, train):
@@ -58,6 +60,8 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(tmp_path, model, train):
     single = _run("default", tmp_path / "single", model, train, env)
     mirrored = _run("mirrored", tmp_path / "mirrored", model, train, env)
     _assert_same(single, mirrored)
+    if "augment" in train:
+        assert single["history"][-1]["augment_p"] > 0  # the controller did move p
 
 
 def _free_port() -> int:

@@ -287,7 +287,47 @@ def _missing_dir(d):
     return f"idx:{d.parent / 'nowhere'}", "nowhere: IDX directory not found"
 
 
-BAD = [_truncate_gzip, _corrupt_gzip, _wrong_magic, _size_mismatch, _count_mismatch, _unreadable_image,
+def _postscript_named_png(d):
+    root = d.parent / "imgs"
+    write_png(root / "ok.png", np.zeros((8, 8), np.uint8))
+    (root / "evil.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n")
+    return f"images:{root}", "evil.png: unreadable image"
+
+
+def _npz_huge_label(d):
+    f = d.parent / "bad.npz"
+    save_npz(f, x=np.zeros((4, 8, 8), np.uint8), y=np.array([0, 1, 2, 3_000_000_000], np.int64))
+    return f"npz:{f}", "bad.npz: array 'y' has label 3000000000; labels are class indices below 100,000"
+
+
+def _npz_empty_images(d):
+    f = d.parent / "bad.npz"
+    save_npz(f, x=np.zeros((4, 0, 0), np.uint8))
+    return f"npz:{f}", "bad.npz: array 'x' has empty images"
+
+
+def _idx_zero_images(d):
+    write_idx(d / "train-images-idx3-ubyte.gz", np.zeros((0, 28, 28), np.uint8))
+    write_idx(d / "train-labels-idx1-ubyte.gz", np.zeros(0, np.uint8))
+    return f"idx:{d}", "train-images-idx3-ubyte.gz: holds no images"
+
+
+def _idx_empty_test_split(d):
+    write_idx(d / "t10k-images-idx3-ubyte.gz", np.zeros((0, 28, 28), np.uint8))
+    write_idx(d / "t10k-labels-idx1-ubyte.gz", np.zeros(0, np.uint8))
+    return f"idx:{d}", "t10k-images-idx3-ubyte.gz: holds no images"
+
+
+def _idx_header_overflow(d):
+    import struct
+
+    f = d / "train-images-idx3-ubyte.gz"
+    f.write_bytes(gzip.compress(bytes([0, 0, 8, 4]) + struct.pack(">4I", 2**32 - 1, 2**32 - 1, 2**32 - 1, 3) + b"x" * 10))
+    return f"idx:{d}", "train-images-idx3-ubyte.gz: data size does not match the header"
+
+
+BAD = [_postscript_named_png, _npz_huge_label, _npz_empty_images, _idx_zero_images, _idx_empty_test_split,
+       _idx_header_overflow, _truncate_gzip, _corrupt_gzip, _wrong_magic, _size_mismatch, _count_mismatch, _unreadable_image,
        _zero_byte_image, _empty_folder, _empty_class_folder, _npz_missing_key, _npz_wrong_dtype, _npz_wrong_shape,
        _npz_label_mismatch, _npz_not_a_zip, _unknown_source, _missing_dir]
 

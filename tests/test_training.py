@@ -111,7 +111,7 @@ def test_nan_loss_stops_with_step_and_loss_named_and_keeps_last_checkpoint(tmp_p
     before = path.read_bytes()
     w = gan.discriminator.get_layer("logit").kernel
     w.assign(np.full(w.shape, np.nan, np.float32))
-    cb = training._StepCallback(gan, ckpt, path, tc, training.plan(len(x), tc), progress=False)
+    cb = training._StepCallback(gan, ckpt, path, tc, training.plan(len(x), tc), None, None, progress=False)
     cb.epoch_start = 2
     ds = training.epoch_dataset(x, y.astype(np.int32), 32, 0, 0, 2, 4, gan.noise_spec())
     with pytest.raises(training.TrainingDiverged, match=r"d_loss is nan at step 3; stopped \(last good checkpoint: step 2\)"):

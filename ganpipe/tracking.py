@@ -1,0 +1,79 @@
+"""Quality during training: ``fd_clf`` and KID of the sampling generator every ``train.eval_every`` kimg,
+against the ``features`` stage's real statistics (the evaluate stage's extractor and real set, fewer
+generated samples: ``train.eval_samples``), and the host-side controller of adaptive augmentation."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+
+from . import metrics as M
+from .evaluation import count_name, load_real_stats
+from .features import Extractor
+from .generation import generate
+from .io import sha256_file
+from .saving import load_model
+
+KID_SUBSETS = 10
+ADA_INTERVAL = 4  # steps between adjustments of the augmentation probability (StyleGAN2-ADA's value)
+
+
+class QualityTracker:
+    """``tracker(generator)`` -> ``{"fd_clf_2k": ..., "kid_clf_2k": ...}``. The classifier is loaded on
+    first use (after the GAN is built, so that Keras' layer names of the saved GAN stay the same)."""
+
+    def __init__(self, classifier_path: str | os.PathLike, real_stats_path: str | os.PathLike, n_samples: int,
+                 seed: int, batch_size: int = 500):
+        self.classifier_path, self.real_stats_path = classifier_path, real_stats_path
+        self.n, self.seed, self.batch_size = n_samples, seed, batch_size
+        tag = count_name(n_samples)
+        self.fd_key, self.kid_key = f"fd_clf_{tag}", f"kid_clf_{tag}"
+        self._extractor = self._stats = None
+
+    def digest(self) -> str:
+        """What the numbers depend on besides the generator: the classifier, the real statistics, n."""
+        h = hashlib.sha256(f"{self.n}:{self.seed}".encode())
+        for path in (self.classifier_path, self.real_stats_path):
+            h.update(sha256_file(path).encode())
+        return h.hexdigest()
+
+    def __call__(self, generator) -> dict:
+        if self._extractor is None:
+            self._stats = load_real_stats(self.real_stats_path, self.classifier_path)
+            self._extractor = Extractor(load_model(self.classifier_path), "classifier", self.classifier_path)
+        x, _ = generate(generator, self.n, self.seed, self.batch_size, progress=False)
+        self._extractor.check(x, "the generator's samples")
+        feats, _ = self._extractor(x, self.batch_size)
+        real = self._stats["features"]
+        fd = M.frechet_distance(*M.feature_stats(feats), self._stats["mu"], self._stats["sigma"])
+        size = min(1000, len(real), len(feats))
+        kid_mean, _ = M.kid(real, feats, KID_SUBSETS, size, self.seed)
+        return {self.fd_key: fd, self.kid_key: kid_mean}
+
+
+class AdaController:
+    """StyleGAN2-ADA's controller of the augmentation probability p: every ``ADA_INTERVAL`` steps,
+    r_t = E[sign(D(real))] over those steps; p moves by ``batch * interval / (ada_kimg * 1000)`` up when
+    r_t is above ``target`` (D overfits), down when below, clipped to [0, 1]. Runs on the host between
+    steps, from the steps' outputs: deterministic, and saved in checkpoints (``state``)."""
+
+    def __init__(self, target: float, ada_kimg: float, batch: int, state: dict | None = None):
+        self.target = target
+        self.rate = batch * ADA_INTERVAL / (ada_kimg * 1000)
+        state = state or {}
+        self.p, self.acc, self.n = float(state.get("p", 0.0)), float(state.get("acc", 0.0)), int(state.get("n", 0))
+
+    def update(self, rt: float) -> bool:
+        """Record one step's r_t; True when p was adjusted."""
+        self.acc += rt
+        self.n += 1
+        if self.n < ADA_INTERVAL:
+            return False
+        self.p = float(np.clip(self.p + np.sign(self.acc / self.n - self.target) * self.rate, 0.0, 1.0))
+        self.acc, self.n = 0.0, 0
+        return True
+
+    def state(self) -> dict:
+        return {"p": self.p, "acc": self.acc, "n": self.n}
