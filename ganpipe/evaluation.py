@@ -130,7 +130,7 @@ def evaluate(samples, sample_labels, extractor, real_stats: dict, train_x, test_
         "ceiling_untrained_generator": quality(ceil_f, real_feats, mu, sigma, cfg, seed, tag),
     }
     out["protocol"] = {
-        "extractor": extractor.kind, "n_generated": n, "n_real_test": int(len(real_feats)),
+        "extractor": extractor.kind, "extractor_task": extractor.task, "n_generated": n, "n_real_test": int(len(real_feats)),
         "feature_dim": int(real_feats.shape[1]), "kid": f"{cfg.kid_subsets} subsets x {cfg.kid_subset_size}",
         "precision_recall_k": cfg.pr_k, "ssim": "scikit-image gaussian (sigma 1.5), data_range 1",
         "ci": f"normal bootstrap (estimate +- 1.96 SE), {cfg.bootstrap} resamples",

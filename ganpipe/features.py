@@ -19,7 +19,8 @@ from .io import save_npz, sha256_file
 INCEPTION_WEIGHTS = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
-def build_classifier(size: int, channels: int, num_classes: int, width: int, feature_dim: int):
+def build_classifier(size: int, channels: int, num_classes: int, width: int, feature_dim: int,
+                     name: str = "classifier"):
     import keras
     from keras import layers
 
@@ -33,7 +34,7 @@ def build_classifier(size: int, channels: int, num_classes: int, width: int, fea
     feats = layers.Dense(feature_dim, activation="relu", name="features")(x)
     x = layers.Dropout(0.3)(feats)
     out = layers.Dense(num_classes, activation="softmax", name="probs", dtype="float32")(x)
-    return keras.Model(inp, out, name="classifier")
+    return keras.Model(inp, out, name=name)
 
 
 def to_unit(x: np.ndarray) -> np.ndarray:
@@ -41,18 +42,35 @@ def to_unit(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, np.float32) / 255.0
 
 
+# Without labels (or with one class) the extractor is trained on a task that needs none: which of the four
+# rotations (0, 90, 180, 270 degrees) an image shows (Gidaris et al. 2018, "RotNet"). Its features still
+# separate what images look like; its class probabilities mean nothing for samples, so no classifier score.
+ROTATION = "rotation"
+
+
+def rotations(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each (square) image in its four rotations, and the rotation index as the label."""
+    return (np.concatenate([np.rot90(x, k, axes=(1, 2)) for k in range(4)]),
+            np.repeat(np.arange(4, dtype=np.int64), len(x)))
+
+
+def classifier_task(y, num_classes: int) -> str:
+    return "classes" if y is not None and num_classes >= 2 else ROTATION
+
+
 def train_classifier(x, y, x_test, y_test, num_classes: int, cfg, seed: int, progress: bool = True):
-    """Train the classifier; return it and its test accuracy."""
+    """Train the classifier (on the labels, or on rotations when there are fewer than 2 classes); return
+    it and its test accuracy."""
     import keras
     import tensorflow as tf
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    if y is None or num_classes < 2:
-        raise GanpipeError("features: the feature classifier needs labelled data with at least 2 classes "
-                           "(use evaluate.extractor: inception for unlabelled data)")
-    model = build_classifier(x.shape[1], x.shape[3], num_classes, cfg.width, cfg.feature_dim)
+    name = "classifier"
+    if classifier_task(y, num_classes) == ROTATION:
+        (x, y), (x_test, y_test), num_classes, name = rotations(x), rotations(x_test), 4, f"classifier_{ROTATION}"
+    model = build_classifier(x.shape[1], x.shape[3], num_classes, cfg.width, cfg.feature_dim, name)
     model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     model.fit(to_unit(x), y, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=True,
@@ -69,7 +87,9 @@ class Extractor:
 
         self.kind, self.path = kind, path
         self.model = model
+        self.task = None
         if kind == "classifier":
+            self.task = ROTATION if model.name.endswith(ROTATION) else "classes"
             self.input_shape = tuple(model.input_shape[1:])
             self.net = keras.Model(model.input, [model.get_layer("features").output, model.output])
         else:
@@ -91,7 +111,8 @@ class Extractor:
             else:
                 f = self.net(_inception_input(batch), training=False)
             feats.append(np.asarray(f, np.float64))
-        return np.concatenate(feats), (np.concatenate(probs) if probs else None)
+        # class probabilities only where they are the data's classes (not rotations)
+        return np.concatenate(feats), (np.concatenate(probs) if probs and self.task == "classes" else None)
 
 
 def _inception_input(batch: np.ndarray):

@@ -4,7 +4,7 @@ and metrics/features.json (test accuracy)."""
 
 from ganpipe import params
 from ganpipe.data import load_split
-from ganpipe.features import Extractor, save_real_stats, train_classifier
+from ganpipe.features import Extractor, classifier_task, save_real_stats, train_classifier
 from ganpipe.io import write_json
 from ganpipe.saving import save_model
 from ganpipe.stage import run_stage
@@ -21,9 +21,10 @@ def main() -> None:
     save_model(model, CLASSIFIER)
     feats, _ = Extractor(model, "classifier", CLASSIFIER)(xt)
     save_real_stats("data/features/real_stats.npz", feats, CLASSIFIER)
+    task = classifier_task(y, len(names or []))
     write_json("metrics/features.json", {"test_accuracy": round(acc, 6), "feature_dim": cfg.feature_dim,
-                                         "n_test": int(len(xt))})
-    print(f"features: classifier test accuracy {acc:.4f}")
+                                         "n_test": int(len(xt)), "task": task})
+    print(f"features: classifier ({task}) test accuracy {acc:.4f}")
 
 
 if __name__ == "__main__":

@@ -58,3 +58,27 @@ def test_second_repro_runs_nothing_and_param_change_reruns_downstream_only(pipel
     assert ran(out.stdout) == {"train", "generate", "evaluate"}
     # a longer run continues from the previous run's final checkpoint
     assert "resuming from checkpoints/ckpt.npz at step 256" in out.stdout + out.stderr
+
+
+def test_an_unlabelled_folder_runs_through_dvc_repro(tmp_path, fashion_slice):
+    """No labels: the features stage trains its extractor on rotations, and every stage runs."""
+    from tests.conftest import write_png
+
+    x, _ = fashion_slice
+    repo = make_repo(tmp_path)
+    for i in range(400):
+        write_png(repo / "data/raw/flat" / f"{i:04d}.png", x[i])
+    tiny_pipeline_params(repo)
+    set_params(repo, "prepare", source="images:data/raw/flat", max_train=None, max_test=None, test_fraction=0.5)
+    set_params(repo, "features", epochs=2)
+    set_params(repo, "train", epochs=None, kimg=3.2, eval_every=1.6, eval_samples=300)
+    set_params(repo, "generate", n_samples=300)
+    set_params(repo, "evaluate", kid_subset_size=100)
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-qm", "unlabelled folder"], repo)
+    out = dvc("repro", cwd=repo)
+    assert ran(out.stdout) == {"prepare", "features", "train", "generate", "evaluate"}
+    assert json.loads((repo / "metrics/features.json").read_text())["task"] == "rotation"
+    m = json.loads((repo / "metrics/eval.json").read_text())
+    assert m["protocol"]["extractor_task"] == "rotation" and not any(k.startswith("clf_score") for k in m)
+    assert m["fd_clf_300"] < m["reference"]["ceiling_untrained_generator"]["fd_clf_300"]
