@@ -354,7 +354,7 @@ def load_image_dir(directory: str | os.PathLike, on_bad_image: str = "fail", siz
             skipped.append(str(path.relative_to(directory)))
             continue
         kept.append(i)
-        h.update(f"{path.relative_to(directory)}\0{sha256_file(path)}\n".encode())
+        h.update(os.fsencode(path.relative_to(directory)) + f"\0{sha256_file(path)}\n".encode())  # any name bytes
     if not images:
         raise DataError(f"{directory}: every image was unreadable ({len(skipped)} skipped)")
     channels = {im.shape[-1] for im in images}

@@ -140,6 +140,15 @@ def inception_extractor() -> Extractor:
     return Extractor(model, "inception")
 
 
+def check_real_count(n: int, feature_dim: int, what: str = "the prepared test split") -> None:
+    """FD and KID need more real images than feature dimensions (else the covariance is singular and FD
+    is confident and meaningless): refuse, naming the keys that fix it."""
+    if n <= feature_dim:
+        raise DataError(f"{what} has {n} images, not more than features.feature_dim={feature_dim}: the real "
+                        f"feature covariance would be singular; lower features.feature_dim (below {n}) or hold "
+                        f"out more images (prepare.test_fraction, prepare.max_test)")
+
+
 def save_real_stats(path: str | os.PathLike, features: np.ndarray, classifier_path: str | os.PathLike) -> None:
     from .metrics import feature_stats
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import Callable
@@ -11,12 +12,23 @@ from .errors import GanpipeError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow start-up chatter out of stage logs
 
 
+WRITE_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM}
+
+
 def run_stage(main: Callable[[], None]) -> None:
     try:
         main()
     except GanpipeError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    except OSError as e:
+        if e.errno not in WRITE_ERRORS:
+            raise
+        # A full disk or a read-only output folder: one line. Atomic writes left the previous outputs.
+        where = os.fsdecode(e.filename) if e.filename else "an output file"
+        print(f"error: cannot write {where}: {e.strerror} (previous outputs are unchanged)", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(1)  # skip interpreter shutdown, where TensorFlow's exit hooks print noise after such errors
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

@@ -504,7 +504,7 @@ class _StepCallback(keras.callbacks.Callback):
             self.ada = AdaController(cfg.ada_target, cfg.ada_kimg, cfg.batch_size, ckpt.ada)
             gan.aug_p.assign(self.ada.p)
         self.epoch_start = ckpt.step
-        self.last_good = ckpt.step if path.exists() else None
+        self.last_good = ckpt.step if ckpt.step > 0 else None  # a resumed run's; never another run's file
         self.t_last = time.perf_counter()
         self.bar = None
         if progress:

@@ -4,7 +4,7 @@ and metrics/features.json (test accuracy)."""
 
 from ganpipe import params
 from ganpipe.data import load_split
-from ganpipe.features import Extractor, classifier_task, save_real_stats, train_classifier
+from ganpipe.features import Extractor, check_real_count, classifier_task, save_real_stats, train_classifier
 from ganpipe.io import write_json
 from ganpipe.saving import save_model
 from ganpipe.stage import run_stage
@@ -17,6 +17,7 @@ def main() -> None:
     cfg = params.load("features")
     x, y, names = load_split("data/prepared/train.npz")
     xt, yt, _ = load_split("data/prepared/test.npz")
+    check_real_count(len(xt), cfg.feature_dim)
     model, acc = train_classifier(x, y, xt, yt, len(names or []), cfg, base.seed)
     save_model(model, CLASSIFIER)
     feats, _ = Extractor(model, "classifier", CLASSIFIER)(xt)

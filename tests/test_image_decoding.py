@@ -104,3 +104,36 @@ def test_prepare_reads_large_jpegs_quickly(tmp_path):
         Image.fromarray(photo).save(root / "ab"[i % 2] / f"{i}.jpg", quality=90)
     raw = D.load_image_dir(root, size=28)
     assert all(max(im.shape[:2]) <= 4 * 28 * 2 for im in raw.train.x)
+
+
+def test_non_utf8_file_names_load(tmp_path):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    for name in (b"\xff\xfe.png", b"ok.png"):
+        Image.fromarray(np.full((8, 8), 7, np.uint8)).save(os.fsdecode(os.fsencode(root) + b"/" + name))
+    raw = D.load_image_dir(root)
+    assert len(raw.train) == 2
+
+
+def test_a_full_disk_or_read_only_folder_is_one_line(tmp_path):
+    """A write that fails with ENOSPC/EROFS/EACCES stops the stage with one line naming the file."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    for err, text in ((28, "No space left on device"), (30, "Read-only file system")):
+        code = ("from ganpipe.stage import run_stage\n"
+                f"def main():\n    raise OSError({err}, {text!r}, 'models/generator.keras')\n"
+                "run_stage(main)\n")
+        proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+        assert proc.returncode == 1
+        assert proc.stderr == f"error: cannot write models/generator.keras: {text} (previous outputs are unchanged)\n"
+
+
+def test_too_few_real_test_images_for_the_feature_dimension_are_refused():
+    from ganpipe.features import check_real_count
+
+    check_real_count(129, 128)
+    with pytest.raises(DataError, match=r"has 100 images, not more than features.feature_dim=128.*prepare.test_fraction"):
+        check_real_count(100, 128)
