@@ -6,16 +6,19 @@ For each arch x loss, at batch 128 on real Fashion-MNIST:
   - stage:  ``GAN.fit`` over the stage's tf.data input with the stage's callback (NaN guard, loss sums,
             progress bar) and the EMA generator, exactly as ``ganpipe.training`` runs it, plus the time of
             one checkpoint write spread over ``train.checkpoint_every`` steps (params.yaml).
-Both are warmed up (traced) first; the timed part is steady state. Prints img/s and stage/plain.
+Both are warmed up (traced) first; the timed part is steady state. The two are measured alternately,
+``--rounds`` times each (plain, stage, plain, stage, ...), and the medians are reported, so that a busy
+machine weighs on both alike. Prints img/s and stage/plain.
 
     .venv/bin/python bench/train_throughput.py [--steps 40] [--archs dcgan,resnet,mlp] [--losses ns,hinge,wgan-gp]
-        [--batch 128] [--precision float32|mixed_bfloat16|mixed_float16] [--xla]
+        [--batch 128] [--rounds 3] [--precision float32|mixed_bfloat16|mixed_float16] [--xla]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -33,43 +36,45 @@ from ganpipe.data import load_fashion_mnist  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def bench_one(arch, loss, x, y, steps, batch, base_model, base_train, precision="float32", xla=False):
+def bench_one(arch, loss, x, y, steps, batch, base_model, base_train, precision="float32", xla=False, rounds=3):
+    """Median img/s of ``rounds`` plain and stage measurements, interleaved plain/stage/plain/stage so that
+    a busy machine weighs on both alike; each measurement builds its networks anew and is warmed up."""
     mc = params.from_dict(params.Model, base_model | {"arch": arch, "loss": loss,
                                                       "critic_steps": 1 if loss != "wgan-gp" else base_model["critic_steps"]})
     tc = params.from_dict(params.Train, base_train | {"batch_size": batch, "max_steps": None, "precision": precision,
                                                       "jit_compile": xla, "deterministic": base_train["deterministic"] and not xla})
     n = batch * (steps + 5)
     xs, ys = x[:n], y[:n].astype(np.int32)
-
-    # plain
-    training.configure_tf(tc, 0, second_order=loss == "wgan-gp")
-    gan = training.build_gan(mc, tc, 28, 1, 10)
-    step = plain_step_fn(gan, jit_compile=xla)
     real = [training.scale_images(xs[i * batch:(i + 1) * batch]) for i in range(steps + 5)]
-    for r in real[:3]:
-        [t.numpy() for t in step(r)]
-    t0 = time.perf_counter()
-    for r in real[3:3 + steps]:
-        out = step(r)
-    [t.numpy() for t in out]
-    plain = steps * batch / (time.perf_counter() - t0)
-
-    # stage
-    training.configure_tf(tc, 0, second_order=loss == "wgan-gp")
-    gan = training.build_gan(mc, tc, 28, 1, 10)
-    stage_s = time_stage_steps(gan, xs, ys, batch, steps, tc)
-    with tempfile.TemporaryDirectory() as tmp:
+    plain, stage, ckpt = [], [], []
+    for _ in range(rounds):
+        training.configure_tf(tc, 0, second_order=loss == "wgan-gp")
+        gan = training.build_gan(mc, tc, 28, 1, 10)
+        step = plain_step_fn(gan, jit_compile=xla)
+        for r in real[:3]:
+            [t.numpy() for t in step(r)]
         t0 = time.perf_counter()
-        training.save_checkpoint(Path(tmp) / "timed.npz", gan, training.Checkpoint(steps, "bench"))
-        ckpt_s = time.perf_counter() - t0
-    # one checkpoint every `checkpoint_every` steps, its cost spread over those steps
-    amortized = stage_s + ckpt_s * steps / tc.checkpoint_every
-    return plain, steps * batch / amortized, ckpt_s
+        for r in real[3:3 + steps]:
+            out = step(r)
+        [t.numpy() for t in out]
+        plain.append(steps * batch / (time.perf_counter() - t0))
+
+        training.configure_tf(tc, 0, second_order=loss == "wgan-gp")
+        gan = training.build_gan(mc, tc, 28, 1, 10)
+        stage_s = time_stage_steps(gan, xs, ys, batch, steps, tc)
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            training.save_checkpoint(Path(tmp) / "timed.npz", gan, training.Checkpoint(steps, "bench"))
+            ckpt.append(time.perf_counter() - t0)
+        # one checkpoint every `checkpoint_every` steps, its cost spread over those steps
+        stage.append(steps * batch / (stage_s + ckpt[-1] * steps / tc.checkpoint_every))
+    return statistics.median(plain), statistics.median(stage), statistics.median(ckpt)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved plain/stage pairs; medians reported")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--archs", default="dcgan,resnet,mlp")
     ap.add_argument("--losses", default="ns,hinge,wgan-gp")
@@ -91,7 +96,7 @@ def main():
     for arch in args.archs.split(","):
         for loss in args.losses.split(","):
             plain, stage, ckpt_s = bench_one(arch, loss, x, y, args.steps, args.batch, p["model"], p["train"],
-                                             args.precision, args.xla)
+                                             args.precision, args.xla, args.rounds)
             print(f"{arch:8} {loss:8} {plain:12.1f} {stage:12.1f} {stage / plain:12.3f} {ckpt_s:8.3f}", flush=True)
 
 

@@ -96,7 +96,7 @@ def time_stage_steps(gan, x, y, batch: int, steps: int, cfg, cached_input: bool 
     spec = gan.noise_spec()
     with tempfile.TemporaryDirectory() as tmp:
         cb = training._StepCallback(gan, training.Checkpoint(0, "bench"), Path(tmp) / "ckpt.npz", cfg,
-                                    training.Plan(steps + 3, steps + 3), progress=True)
+                                    training.Plan(steps + 3, steps + 3, 0), None, None, progress=True)
         cb.epoch_start = 0
         gan.fit(training.epoch_dataset(x, y, batch, 0, 0, 0, 3, spec), epochs=1, steps_per_epoch=3, verbose=0,
                 shuffle=False, callbacks=[cb])

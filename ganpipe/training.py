@@ -542,7 +542,8 @@ class _StepCallback(keras.callbacks.Callback):
         self.ckpt.evals.append(rec)
         _log_eval(self.live, rec)
         fd = rec[self.quality.fd_key]
-        if self.cfg.keep == "best" and (not self.ckpt.best or fd < self.ckpt.best[self.quality.fd_key]):
+        # tracked whatever train.keep says, so that a run resumed with keep: best has every candidate
+        if not self.ckpt.best or fd < self.ckpt.best[self.quality.fd_key]:
             self.ckpt.best = rec
             self.ckpt.best_weights = [np.array(v.numpy()) for v in self.gan.sample_generator().variables]
         if self.bar is not None:
