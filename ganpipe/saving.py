@@ -41,7 +41,9 @@ def _make_deterministic(name: str, data: bytes) -> bytes:
 
 def save_model(model: keras.Model, path: str | os.PathLike) -> None:
     path = Path(path)
-    with tempfile.TemporaryDirectory(dir=path.parent if path.parent.exists() else None) as tmp:
+    # Keras' own save goes to the system's temporary folder: nothing but the final file (written
+    # atomically) ever appears among the outputs, even after a SIGKILL or on a read-only output folder.
+    with tempfile.TemporaryDirectory(prefix="ganpipe-save-") as tmp:
         raw = Path(tmp) / path.name
         model.save(raw)
         with atomic_path(path) as out:
