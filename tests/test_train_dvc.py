@@ -42,9 +42,9 @@ def ckpt_step(repo: Path) -> int:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    """One uninterrupted tiny-profile `dvc repro` of prepare and train."""
+    """One uninterrupted tiny-profile `dvc repro` of the whole pipeline."""
     repo = _new_repo(tmp_path_factory.mktemp("a"))
-    out = dvc("repro", "train", cwd=repo)
+    out = dvc("repro", cwd=repo)
     return repo, out
 
 
@@ -70,24 +70,54 @@ def test_tiny_profile_trains_through_dvc(uninterrupted):
     assert "Running stage" not in again.stdout
 
 
-def test_sigkill_then_repro_resumes_to_identical_outputs(uninterrupted, tmp_path):
-    ref, _ = uninterrupted
-    repo = _new_repo(tmp_path)
-    dvc("repro", "prepare", cwd=repo)
-    proc = subprocess.Popen([str(Path(sys.prefix) / "bin" / "dvc"), "repro", "train"], cwd=repo,
+def _stage_running(stage: str, group: int) -> bool:
+    """Whether a process of process group ``group`` runs `stages/<stage>.py` (the stage's own command,
+    not DVC around it)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            pgrp = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2])
+            if pgrp == group and f"stages/{stage}.py".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
+        except (OSError, IndexError, ValueError):
+            pass
+    return False
+
+
+def _kill_during(repo: Path, stage: str, ready, rng) -> None:
+    """Start `dvc repro STAGE`, wait until ``ready(process group)``, then a random moment more, and
+    SIGKILL it all."""
+    proc = subprocess.Popen([str(Path(sys.prefix) / "bin" / "dvc"), "repro", "--single-item", stage], cwd=repo,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
-    while ckpt_step(repo) < 40 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while not ready(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0, 0.5))
+    assert proc.poll() is None, f"{stage} finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def test_sigkill_in_every_stage_then_repro_recovers_identical_outputs(uninterrupted, tmp_path):
+    """SIGKILL each stage at a random moment while it runs; `dvc repro` then finishes the pipeline with
+    the uninterrupted run's outputs, byte for byte (train resumes from its checkpoint)."""
+    ref, _ = uninterrupted
+    repo = _new_repo(tmp_path)
+    rng = np.random.default_rng(int(time.time()))
+    for stage in ("prepare", "features"):
+        _kill_during(repo, stage, lambda group, s=stage: _stage_running(s, group), rng)
+        dvc("repro", "--single-item", stage, cwd=repo)
+    _kill_during(repo, "train", lambda group: ckpt_step(repo) >= 40, rng)
     killed_at = ckpt_step(repo)
     assert 40 <= killed_at < 256, f"checkpoint at step {killed_at}: the run was not interrupted mid-training"
     assert not (repo / "models/generator.keras").exists()
-
     out = dvc("repro", "train", cwd=repo)
     assert f"resuming from checkpoints/ckpt.npz at step {killed_at}" in out.stdout + out.stderr
     assert (repo / "models/generator.keras").read_bytes() == (ref / "models/generator.keras").read_bytes()
+    for stage in ("generate", "evaluate"):
+        _kill_during(repo, stage, lambda group, s=stage: _stage_running(s, group), rng)
+        dvc("repro", "--single-item", stage, cwd=repo)
+    assert ".tmp" not in sh(["git", "status", "--porcelain", "--untracked-files=all"], repo).stdout
+    assert "Running stage" not in dvc("repro", cwd=repo).stdout
     a, b = lock_hashes(ref), lock_hashes(repo)
     assert a.keys() == b.keys()
     differ = {k for k in a if a[k] != b[k]}

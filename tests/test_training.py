@@ -182,3 +182,21 @@ def test_xla_under_op_determinism_is_refused_with_the_key_named():
 
     with pytest.raises(ParamsError, match=r"train.jit_compile: XLA needs train.deterministic: false"):
         tiny_cfgs(train={"jit_compile": True, "deterministic": True})
+
+
+def test_nan_guard_never_names_a_checkpoint_of_another_run(tmp_path, small_data):
+    """A checkpoint file from other params is not resumed: before this run writes its own, the guard
+    says none was written."""
+    x, y = small_data
+    mc, tc = tiny_cfgs()
+    training.configure_tf(tc, 0)
+    gan = training.build_gan(mc, tc, 28, 1, 10)
+    path = tmp_path / "ckpt.npz"
+    training.save_checkpoint(path, gan, training.Checkpoint(50, "another run"))
+    w = gan.discriminator.get_layer("logit").kernel
+    w.assign(np.full(w.shape, np.nan, np.float32))
+    cb = training._StepCallback(gan, training.Checkpoint(0, "this run"), path, tc, training.plan(len(x), tc), None,
+                                None, progress=False)
+    ds = training.epoch_dataset(x, y.astype(np.int32), 32, 0, 0, 0, 2, gan.noise_spec())
+    with pytest.raises(training.TrainingDiverged, match=r"at step 1; stopped \(last good checkpoint: none was written\)"):
+        gan.fit(ds, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
