@@ -158,7 +158,9 @@ def float32_run(tmp_path_factory, small_data):
 
 
 @pytest.mark.parametrize("train,loss_rtol,image_atol", [
-    ({"jit_compile": True}, 1e-4, 1e-4),  # XLA: same maths, other fusion and reduction order
+    # XLA: same maths, other fusion and reduction order. Images: the EMA generator follows the live
+    # weights closely from the first steps (EMA ramp-up), so their drift shows: measured 3.5e-4 after 24 steps
+    ({"jit_compile": True}, 1e-4, 1e-3),
     ({"precision": "mixed_bfloat16"}, 1e-2, 2e-2),  # 8-bit mantissa compute
     ({"precision": "mixed_float16"}, 1e-2, 2e-2),  # 11-bit mantissa, dynamic loss scaling
 ], ids=["xla", "mixed_bfloat16", "mixed_float16"])
