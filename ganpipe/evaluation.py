@@ -1,9 +1,11 @@
 """The evaluate stage's logic: every metric, with its protocol in its name, CIs and reference points.
 
 Protocol names: ``<metric>_<extractor>_<n>`` where extractor is ``clf`` (our classifier) or ``inc``
-(InceptionV3) and n the number of generated samples (``10k``). Reference points are measured with the
-same protocol: ``floor`` = real train images vs the real test set; ``ceiling`` = an untrained generator
-of the same architecture vs the real test set.
+(InceptionV3) and n the number of generated samples (``10k``); ``fd_inf_<extractor>`` has no count (it is
+extrapolated to infinitely many samples). The rest of the protocol (real count and split, extractor hash,
+KID subset size actually used, k) is in ``protocol``, which ``ganpipe report`` checks before it compares.
+Reference points are measured with the same protocol: ``floor`` = real train images vs the real test set;
+``ceiling`` = an untrained generator of the same architecture vs the real test set.
 """
 
 from __future__ import annotations
@@ -53,20 +55,54 @@ def load_real_stats(path: str | os.PathLike, classifier_path: str | os.PathLike)
 
 
 def quality(gen_feats, real_feats, real_mu, real_sigma, cfg, seed: int, tag: str) -> dict:
-    """FD (with bootstrap CI over generated samples), KID, precision and recall of one sample set."""
+    """FD (bootstrap CI over generated samples) and FD-infinity (CI), KID (CI from disjoint blocks),
+    precision/recall, density/coverage of one generated set against the real set."""
+    for f, what, key in ((gen_feats, "generated samples", "generate.n_samples"),
+                         (real_feats, "real test images", "prepare.max_test")):
+        if len(f) <= f.shape[1]:
+            raise DataError(f"{len(f)} {what} are too few for {f.shape[1]}-dimensional features (need more "
+                            f"than {f.shape[1]}; raise {key} or lower features.feature_dim)")
+    gen_feats = M.finite(gen_feats, "generated features")
     n = len(gen_feats)
-    if n <= gen_feats.shape[1]:
-        raise DataError(f"{n} generated samples are too few for {gen_feats.shape[1]}-dimensional features "
-                        f"(need more than {gen_feats.shape[1]}; raise generate.n_samples)")
-    fd = M.frechet_distance(*M.feature_stats(gen_feats), real_mu, real_sigma)
+    fd = M.frechet_distance(*M.feature_stats(gen_feats, "generated features"), real_mu, real_sigma)
     lo, hi = M.bootstrap_ci(lambda i: M.frechet_distance(*M.feature_stats(gen_feats[i]), real_mu, real_sigma),
                             n, cfg.bootstrap, seed)
-    kid_mean, kid_std = M.kid(real_feats, gen_feats, cfg.kid_subsets, cfg.kid_subset_size, seed)
+    if M.fd_infinity_min_fraction(n, len(real_feats), gen_feats.shape[1]) is None:
+        inf = {}  # too few samples to extrapolate; the protocol says so
+    else:
+        v = M.fd_infinity(gen_feats, real_feats, reps=cfg.bootstrap, seed=seed)
+        inf = {f"fd_inf_{tag}": v.value, f"fd_inf_{tag}_ci95_lo": v.ci95_lo, f"fd_inf_{tag}_ci95_hi": v.ci95_hi}
+    k = M.kid(real_feats, gen_feats, cfg.kid_subsets, M.kid_subset_size(cfg.kid_subset_size, len(real_feats), n), seed)
     prec, rec = M.precision_recall(real_feats, gen_feats, cfg.pr_k)
+    dens, cov = M.density_coverage(real_feats, gen_feats, cfg.dc_k)
     c = count_name(n)
     return {f"fd_{tag}_{c}": fd, f"fd_{tag}_{c}_ci95_lo": lo, f"fd_{tag}_{c}_ci95_hi": hi,
-            f"kid_{tag}_{c}_mean": kid_mean, f"kid_{tag}_{c}_std": kid_std,
-            f"precision_{tag}_k{cfg.pr_k}_{c}": prec, f"recall_{tag}_k{cfg.pr_k}_{c}": rec}
+            **inf,
+            f"kid_{tag}_{c}_mean": k.mean, f"kid_{tag}_{c}_std": k.std,
+            f"kid_{tag}_{c}_mean_ci95_lo": k.ci95_lo, f"kid_{tag}_{c}_mean_ci95_hi": k.ci95_hi,
+            f"precision_{tag}_k{cfg.pr_k}_{c}": prec, f"recall_{tag}_k{cfg.pr_k}_{c}": rec,
+            f"density_{tag}_k{cfg.dc_k}_{c}": dens, f"coverage_{tag}_k{cfg.dc_k}_{c}": cov}
+
+
+def protocol(extractor, n_generated: int, real_feats: np.ndarray, cfg) -> dict:
+    """What every number depends on besides the generator (``ganpipe report`` compares these per metric)."""
+    n_real = int(len(real_feats))
+    frac = M.fd_infinity_min_fraction(n_generated, n_real, real_feats.shape[1])
+    return {
+        "extractor": extractor.kind, "extractor_task": extractor.task,
+        "extractor_sha256": sha256_file(extractor.path) if extractor.path else None,
+        "feature_dim": int(real_feats.shape[1]), "n_generated": int(n_generated), "real_split": "test",
+        "n_real": n_real, "kid_subsets": cfg.kid_subsets, "kid_subset_size_requested": cfg.kid_subset_size,
+        "kid_subset_size": M.kid_subset_size(cfg.kid_subset_size, n_real, n_generated),
+        "pr_k": cfg.pr_k, "dc_k": cfg.dc_k,
+        "fd_inf_counts": (list(M.fd_infinity_counts(n_generated, frac)) if frac else
+                          "not computed: need at least 4 x feature_dim samples on each side"),
+        "ssim": "scikit-image gaussian (sigma 1.5), data_range 1; ssim_nn_train_gen: SSIM to the training image "
+                "nearest in pixel L2",
+        "ssim_pairs": cfg.ssim_pairs, "memorisation_samples": cfg.memorisation_samples,
+        "ci": f"estimate +- 1.96 SE, SE from {cfg.bootstrap} bootstrap resamples of the generated set; KID: "
+              f"+- t(m-1) SE from m disjoint blocks of kid_subset_size",
+    }
 
 
 def ssim_block(gen, gen_y, real, real_y, train, cfg, seed: int) -> dict:
@@ -129,12 +165,7 @@ def evaluate(samples, sample_labels, extractor, real_stats: dict, train_x, test_
         "floor_real_train": quality(floor_f, real_feats, mu, sigma, cfg, seed, tag),
         "ceiling_untrained_generator": quality(ceil_f, real_feats, mu, sigma, cfg, seed, tag),
     }
-    out["protocol"] = {
-        "extractor": extractor.kind, "extractor_task": extractor.task, "n_generated": n, "n_real_test": int(len(real_feats)),
-        "feature_dim": int(real_feats.shape[1]), "kid": f"{cfg.kid_subsets} subsets x {cfg.kid_subset_size}",
-        "precision_recall_k": cfg.pr_k, "ssim": "scikit-image gaussian (sigma 1.5), data_range 1",
-        "ci": f"normal bootstrap (estimate +- 1.96 SE), {cfg.bootstrap} resamples",
-    }
+    out["protocol"] = protocol(extractor, n, real_feats, cfg)
     json.dumps(out, allow_nan=False)  # fail here, with the metric in the traceback, rather than on write
     return out
 

@@ -137,7 +137,7 @@ def inception_extractor() -> Extractor:
             f"(weights='imagenet', include_top=False) has run), or use extractor: classifier")
     model = keras.applications.InceptionV3(include_top=False, weights=str(cache), pooling="avg",
                                            input_shape=(299, 299, 3))
-    return Extractor(model, "inception")
+    return Extractor(model, "inception", cache)
 
 
 def check_real_count(n: int, feature_dim: int, what: str = "the prepared test split") -> None:

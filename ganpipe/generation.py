@@ -36,10 +36,24 @@ def _rng(seed: int, purpose: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(30, purpose)))
 
 
+def finite_images(images, generator_path: str | os.PathLike, first: int) -> np.ndarray:
+    """Generator output as uint8; a DataError naming the generator when it holds NaN or Inf (cast to
+    uint8 they would become black images that look like a bad but valid sample)."""
+    x = np.asarray(images, np.float32)
+    bad = ~np.isfinite(x).reshape(len(x), -1).all(axis=1)
+    if bad.any():
+        raise DataError(f"{generator_path}: the generator's output is NaN or Inf (first at sample "
+                        f"{first + int(bad.argmax())}, {int(bad.sum())} of its batch of {len(x)}); its weights are "
+                        f"broken: retrain it")
+    return to_uint8(x)
+
+
 def generate(generator, n: int, seed: int, batch_size: int = 500, progress: bool = True,
-             labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """``n`` uint8 samples (N, H, W, C); conditional models get balanced labels 0..K-1 (returned)."""
-    info = describe(generator)
+             labels: np.ndarray | None = None, path: str | os.PathLike = "generator"
+             ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``n`` uint8 samples (N, H, W, C); conditional models get balanced labels 0..K-1 (returned).
+    NaN or Inf output is a DataError naming ``path``."""
+    info = describe(generator, path)
     z = _rng(seed, 0).standard_normal((n, info.latent_dim)).astype(np.float32)
     if info.num_classes and labels is None:
         labels = (np.arange(n) % info.num_classes).astype(np.int32)
@@ -52,7 +66,7 @@ def generate(generator, n: int, seed: int, batch_size: int = 500, progress: bool
     for i in range(0, n, batch_size):
         zb = z[i:i + batch_size]
         inp = [zb, labels[i:i + batch_size, None].astype(np.int32)] if info.num_classes else zb
-        out[i:i + batch_size] = to_uint8(generator(inp, training=False))
+        out[i:i + batch_size] = finite_images(generator(inp, training=False), path, i)
         if bar is not None:
             bar.update(len(zb))
     if bar is not None:

@@ -305,9 +305,10 @@ class Generate:
 class Evaluate:
     extractor: Literal["classifier", "inception"] = p("classifier", None, "", "feature extractor")
     batch_size: int = p(500, lambda v: 1 <= v <= 65536, "must be in [1, 65536]", "feature extraction batch size")
-    kid_subsets: int = p(100, lambda v: 1 <= v <= 10000, "must be in [1, 10000]", "KID: number of subsets")
+    kid_subsets: int = p(100, lambda v: 2 <= v <= 10000, "must be in [2, 10000]", "KID: number of subsets")
     kid_subset_size: int = p(1000, lambda v: 2 <= v <= 100000, "must be in [2, 100000]", "KID: subset size")
     pr_k: int = p(3, lambda v: 1 <= v <= 100, "must be in [1, 100]", "precision/recall: k of the k-NN manifolds")
+    dc_k: int = p(5, lambda v: 1 <= v <= 100, "must be in [1, 100]", "density/coverage: k of the real k-NN balls")
     ssim_pairs: int = p(2000, lambda v: 1 <= v <= 1000000, "must be in [1, 1000000]", "pairs for pairwise SSIM")
     memorisation_samples: int = p(1000, lambda v: 1 <= v <= 1000000, "must be in [1, 1000000]",
                                   "generated samples compared with their nearest training image")

@@ -4,7 +4,9 @@ Markdown summary, for the workspace and any git revisions or DVC experiments.
 For each revision it reads ``metrics/eval.json``, ``metrics/train.json``, the DVCLive loss tables, the
 sample grid and ``params.yaml`` (through ``dvc.api`` for revisions, so DVC-tracked files come from the
 cache or the remote). For each metric with a 95% interval it says whether a run differs from the first
-(the baseline) beyond the intervals, i.e. whether the two intervals are disjoint.
+(the baseline) beyond the intervals, i.e. whether the two intervals are disjoint, and only when the two
+runs' protocols agree on what moves that metric (:data:`PROTOCOL_KEYS`); otherwise it says what differs.
+The Markdown's images (sample grids, loss curves) are PNG files written beside it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import GanpipeError
 from .io import write_bytes
 
 EVAL = "metrics/eval.json"
@@ -58,6 +61,8 @@ def load_run(rev: str | None, repo: str = ".") -> Run:
     import yaml
 
     read = _reader(rev, repo)
+    if rev is not None and read(PARAMS) is None:  # params.yaml is in git at every revision of a project
+        raise GanpipeError(f"revision {rev!r}: no such git revision or experiment with a params.yaml in {repo}")
     run = Run(rev or "workspace")
     if (b := read(EVAL)) is not None:
         run.eval = json.loads(b)
@@ -83,6 +88,18 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+_EXTRACTOR = ("extractor", "extractor_task", "extractor_sha256", "feature_dim", "real_split")
+_COUNTS = _EXTRACTOR + ("n_generated", "n_real")
+# The protocol entries that move each metric's expected value (first matching prefix wins). FD-infinity
+# and KID are free of the sample counts' bias; the counts still set their intervals, which say so.
+PROTOCOL_KEYS = {
+    "fd_inf_": _EXTRACTOR, "fd_": _COUNTS, "kid_": _EXTRACTOR,
+    "precision_": _COUNTS + ("pr_k",), "recall_": _COUNTS + ("pr_k",),
+    "density_": _COUNTS + ("dc_k",), "coverage_": _COUNTS + ("dc_k",),
+    "clf_": ("extractor_sha256", "n_generated"), "ssim_": ("ssim",),
+}
+
+
 def metric_rows(run: Run) -> dict[str, tuple[float, float | None, float | None]]:
     """name -> (value, ci_lo, ci_hi) for the headline metrics (no reference points, no per-class)."""
     rows = {}
@@ -90,20 +107,36 @@ def metric_rows(run: Run) -> dict[str, tuple[float, float | None, float | None]]
     for k, v in e.items():
         if isinstance(v, (dict, list)) or k.endswith(("_ci95_lo", "_ci95_hi", "_std")) or not isinstance(v, (int, float)):
             continue
-        lo, hi = e.get(f"{k}_ci95_lo"), e.get(f"{k}_ci95_hi")
-        if k.endswith("_mean") and f"{k[:-5]}_std" in e:  # KID: mean +- 1.96 std over subsets
-            sd = e[f"{k[:-5]}_std"]
-            lo, hi = v - 1.96 * sd, v + 1.96 * sd
-        rows[k] = (float(v), lo, hi)
+        rows[k] = (float(v), e.get(f"{k}_ci95_lo"), e.get(f"{k}_ci95_hi"))
     return rows
 
 
-def verdict(a: tuple, b: tuple) -> str:
+def _short(v) -> str:
+    return v[:12] if isinstance(v, str) and len(v) == 64 else str(v)
+
+
+def protocol_difference(name: str, a: dict, b: dict) -> str | None:
+    """What differs between two runs' protocols for metric ``name``, or None when they are comparable.
+    An entry a run did not record (an older ganpipe) counts as different: it cannot be checked."""
+    keys = next((v for prefix, v in PROTOCOL_KEYS.items() if name.startswith(prefix)), ())
+    diffs = [f"{k} {_short(a.get(k, 'unrecorded'))} vs {_short(b.get(k, 'unrecorded'))}"
+             for k in keys if k not in a or k not in b or a[k] != b[k]]
+    return ", ".join(diffs) or None
+
+
+def verdict(a: tuple, b: tuple, protocol_diff: str | None = None) -> str:
+    if protocol_diff:
+        return f"not comparable ({protocol_diff})"
     if a[1] is None or b[1] is None:
         return "no interval"
     if a[2] < b[1] or b[2] < a[1]:
         return "differs (intervals disjoint)"
     return "within intervals"
+
+
+def reference(run: Run, which: str, name: str) -> float | None:
+    v = run.eval.get("reference", {}).get(which, {}).get(name)
+    return float(v) if isinstance(v, (int, float)) else None
 
 
 def changed_params(runs: list[Run]) -> dict[str, list]:
@@ -148,8 +181,9 @@ def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))
 
 
-def render(runs: list[Run]) -> tuple[str, str]:
-    """(html, markdown) for ``runs``; the first run is the baseline for the verdicts."""
+def render(runs: list[Run], curves: bytes | None = None) -> tuple[str, str]:
+    """(html, markdown) for ``runs``; the first run is the baseline for the verdicts. ``curves``: the
+    PNG of :func:`loss_plot`, if any."""
     names = sorted(set().union(*(metric_rows(r) for r in runs)))
     rows = [metric_rows(r) for r in runs]
     base = rows[0]
@@ -159,16 +193,25 @@ def render(runs: list[Run]) -> tuple[str, str]:
          "padding:3px 8px;text-align:right}th:first-child,td:first-child{text-align:left}.diff{background:#fde2e2}"
          "img{image-rendering:pixelated;max-width:100%}</style></head><body>",
          "<h1>ganpipe report</h1>"]
-    header = ["metric"] + [r.label for r in runs] + [f"{r.label} vs {runs[0].label}" for r in runs[1:]]
-    md += ["## Metrics (95% intervals)", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    header = (["metric"] + [r.label for r in runs] + ["floor", "ceiling"]
+              + [f"{r.label} vs {runs[0].label}" for r in runs[1:]])
+    md += ["## Metrics (95% intervals)", "",
+           f"Floor (real train images) and ceiling (an untrained generator) are `{runs[0].label}`'s, measured with "
+           "its protocol. A difference is called only between runs whose protocols agree for that metric.", "",
+           "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     h += ["<h2>Metrics (95% intervals)</h2><table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr>"]
+    protocols = [r.eval.get("protocol", {}) for r in runs]
     for name in names:
         cells, verdicts = [], []
         for row in rows:
             v = row.get(name)
             cells.append("—" if v is None else _fmt(v[0]) + ("" if v[1] is None else f" [{_fmt(v[1])}, {_fmt(v[2])}]"))
-        for row in rows[1:]:
-            verdicts.append(verdict(base[name], row[name]) if name in base and name in row else "missing")
+        for which in ("floor_real_train", "ceiling_untrained_generator"):
+            ref = reference(runs[0], which, name)
+            cells.append("—" if ref is None else _fmt(ref))
+        for row, proto in zip(rows[1:], protocols[1:]):
+            verdicts.append(verdict(base[name], row[name], protocol_difference(name, protocols[0], proto))
+                            if name in base and name in row else "missing")
         md.append(f"| {name} | " + " | ".join(cells + verdicts) + " |")
         h.append("<tr><td>" + html.escape(name) + "</td>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
                  + "".join(f"<td class='{'diff' if v.startswith('differs') else ''}'>{v}</td>" for v in verdicts) + "</tr>")
@@ -190,21 +233,39 @@ def render(runs: list[Run]) -> tuple[str, str]:
             md.append(f"| {k} | " + " | ".join(_fmt(v) for v in vals) + " |")
             h.append(f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{_fmt(v)}</td>" for v in vals) + "</tr>")
         h.append("</table>")
-    curves = loss_plot(runs)
     if curves:
         h += ["<h2>Training curves (epoch means)</h2>", _img(curves, "losses")]
     h.append("<h2>Samples</h2><table><tr>" + "".join(f"<th>{html.escape(r.label)}</th>" for r in runs) + "</tr><tr>")
-    for r in runs:
+    md += ["", "## Samples", ""]
+    for i, r in enumerate(runs):
         h.append("<td>" + (_img(r.grid, f"samples {r.label}") if r.grid else "missing") + "</td>")
+        md.append(f"`{r.label}`: " + (f"![samples {r.label}]({image_name(i)})" if r.grid else "missing") + "  ")
+    if curves:
+        md += ["", f"![training curves]({CURVES})"]
     h.append("</tr></table></body></html>")
     return "\n".join(h) + "\n", "\n".join(md) + "\n"
 
 
+CURVES = "report_curves.png"
+
+
+def image_name(i: int) -> str:
+    return f"report_samples_{i}.png"
+
+
 def write_report(revs: list[str], out_html: str | os.PathLike, out_md: str | os.PathLike, repo: str = ".") -> list[Run]:
-    """``revs`` empty: the workspace alone; ``"workspace"`` names the workspace among revisions."""
+    """``revs`` empty: the workspace alone; ``"workspace"`` names the workspace among revisions. The
+    Markdown's images are PNG files beside it."""
     revs = revs or ["workspace"]
     runs = [load_run(None if rev == "workspace" else rev, repo) for rev in revs]
-    page, md = render(runs)
+    curves = loss_plot(runs)
+    page, md = render(runs, curves)
+    folder = Path(out_md).parent
+    for i, r in enumerate(runs):
+        if r.grid:
+            write_bytes(folder / image_name(i), r.grid)
+    if curves is not None:
+        write_bytes(folder / CURVES, curves)
     write_bytes(out_html, page.encode())
     write_bytes(out_md, md.encode())
     return runs

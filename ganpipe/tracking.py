@@ -48,9 +48,8 @@ class QualityTracker:
         feats, _ = self._extractor(x, self.batch_size)
         real = self._stats["features"]
         fd = M.frechet_distance(*M.feature_stats(feats), self._stats["mu"], self._stats["sigma"])
-        size = min(1000, len(real), len(feats))
-        kid_mean, _ = M.kid(real, feats, KID_SUBSETS, size, self.seed)
-        return {self.fd_key: fd, self.kid_key: kid_mean}
+        kid = M.kid(real, feats, KID_SUBSETS, M.kid_subset_size(1000, len(real), len(feats)), self.seed)
+        return {self.fd_key: fd, self.kid_key: kid.mean}
 
 
 class AdaController:

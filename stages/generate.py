@@ -18,7 +18,7 @@ def main() -> None:
     cfg = params.load("generate")
     g = load_model(GENERATOR)
     info = describe(g, GENERATOR)
-    x, y = generate(g, cfg.n_samples, base.seed, cfg.batch_size)
+    x, y = generate(g, cfg.n_samples, base.seed, cfg.batch_size, path=GENERATOR)
     arrays = {"x": x} if y is None else {"x": x, "y": y}
     save_npz("data/generated/samples.npz", **arrays)
     save_png(f"{PLOTS}/samples.png", sample_grid(x, cfg.grid))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ganpipe import metrics as M
 from ganpipe import params
 from ganpipe.errors import DataError, GanpipeError
 from ganpipe.evaluation import check_samples, count_name, load_real_stats, load_samples
@@ -76,10 +77,28 @@ def test_too_few_samples_is_a_clear_error(classifier, fashion_slice):
     model, _, path = classifier
     feats, _ = Extractor(model, "classifier", path)(fashion_slice[0][:40, ..., None])
     cfg = params.from_dict(params.Evaluate, dict(extractor="classifier", batch_size=100, kid_subsets=2,
-                                                 kid_subset_size=10, pr_k=3, ssim_pairs=10,
+                                                 kid_subset_size=10, pr_k=3, dc_k=5, ssim_pairs=10,
                                                  memorisation_samples=5, bootstrap=2))
     with pytest.raises(DataError, match="16 generated samples are too few for 16-dimensional features"):
         quality(feats[:16], feats, feats.mean(0), np.cov(feats, rowvar=False), cfg, 0, "clf")
+    # the real side is checked too (it was not: FD against a singular real covariance)
+    with pytest.raises(DataError, match="16 real test images are too few .* raise prepare.max_test"):
+        quality(feats, feats[:16], feats.mean(0), np.cov(feats, rowvar=False), cfg, 0, "clf")
+    bad = feats.copy()
+    bad[3, 0] = np.nan
+    with pytest.raises(M.MetricError, match="generated features contains NaN"):
+        quality(bad, feats, feats.mean(0), np.cov(feats, rowvar=False), cfg, 0, "clf")
+
+
+def test_nan_generator_output_stops_generate_naming_the_generator():
+    import keras
+
+    from ganpipe.generation import generate
+
+    z = keras.Input((4,))
+    g = keras.Model(z, keras.layers.Reshape((2, 2, 1))(keras.layers.Lambda(lambda t: keras.ops.log(t))(z)))
+    with pytest.raises(DataError, match=r"models/g.keras: the generator's output is NaN or Inf \(first at sample 0, 4 of its batch of 4\)"):
+        generate(g, 8, seed=0, batch_size=4, progress=False, path="models/g.keras")
 
 
 def test_inception_without_cached_weights_says_what_to_do(tmp_path, monkeypatch):

@@ -72,15 +72,81 @@ def test_feature_stats_accumulate_in_float64():
 def test_kid_near_zero_for_one_distribution_and_positive_for_two():
     a, b = gaussian(2000, 16, 0), gaussian(2000, 16, 1)
     c = gaussian(2000, 16, 2, shift=0.5)
-    same_mean, same_std = M.kid(a, b, 20, 500, seed=0)
-    diff_mean, _ = M.kid(a, c, 20, 500, seed=0)
-    assert abs(same_mean) < 3 * same_std + 1e-3
-    assert diff_mean > 20 * abs(same_mean) and diff_mean > 0.05
+    same = M.kid(a, b, 20, 500, seed=0)
+    diff = M.kid(a, c, 20, 500, seed=0)
+    assert abs(same.mean) < 3 * same.std + 1e-3
+    assert diff.mean > 20 * abs(same.mean) and diff.mean > 0.05
+    assert same.subset_size == 500 and same.blocks == 4 and same.ci95_lo < same.mean < same.ci95_hi
+
+
+def test_kid_interval_is_calibrated_against_independent_data_sets():
+    """The standard error must match how much KID moves between independent samples of the same two
+    distributions. The subsets' spread (the report's old interval) and its standard error of the mean
+    over subsets both miss it, because random subsets of one sample overlap."""
+    rows = []
+    for s in range(30):
+        rng = np.random.default_rng(s)
+        real, fake = rng.standard_normal((2000, 16)), rng.standard_normal((2000, 16)) * 1.1 + 0.05
+        k = M.kid(real, fake, 50, 200, seed=s)
+        rows.append((k.mean, k.std, k.se, k.std / np.sqrt(50), k.ci95_lo, k.ci95_hi))
+    mean, std, se, sem, lo, hi = np.array(rows).T
+    truth = mean.std(ddof=1)
+    assert 0.7 < se.mean() / truth < 1.5
+    assert std.mean() / truth > 2.5 and sem.mean() / truth < 0.6
+    assert ((lo <= mean.mean()) & (mean.mean() <= hi)).mean() >= 0.85
 
 
 def test_kid_is_unbiased_on_average():
-    vals = [M.kid(gaussian(200, 8, s), gaussian(200, 8, s + 100), 1, 200, seed=s)[0] for s in range(30)]
+    vals = [M.kid(gaussian(200, 8, s), gaussian(200, 8, s + 100), 2, 100, seed=s).mean for s in range(30)]
     assert abs(np.mean(vals)) < 3 * np.std(vals) / np.sqrt(len(vals))
+
+
+def test_kid_subset_size_never_silently_exceeds_a_set():
+    a = gaussian(300, 4, 0)
+    with pytest.raises(M.MetricError, match="subset size 200 does not fit twice in the 300 real features"):
+        M.kid(a, gaussian(1000, 4, 1), 10, 200)
+    with pytest.raises(M.MetricError, match="at least 2 subsets"):
+        M.kid(a, a, 1, 100)
+    # the size the evaluate stage uses: at most half the smaller set, so that subsets differ (std > 0)
+    assert M.kid_subset_size(1000, 10000, 10000) == 1000
+    assert M.kid_subset_size(1000, 300, 5000) == 150
+    assert M.kid(a, gaussian(300, 4, 1), 10, M.kid_subset_size(1000, 300, 300)).std > 0
+
+
+# -------------------------------------------------------------------------------- FD-infinity
+
+
+def correlated(n, d, seed, shift=0.0):
+    mix = np.random.default_rng(12345).standard_normal((d, d)) / np.sqrt(d)
+    return gaussian(n, d, seed) @ mix.T * 2 + shift
+
+
+def test_fd_infinity_of_one_distribution_has_a_ci_containing_zero():
+    covered, plain_above = 0, 0
+    for seed in range(8):
+        gen, real = correlated(1500, 24, seed), correlated(4000, 24, 100 + seed)
+        inf = M.fd_infinity(gen, real, reps=20, seed=seed)
+        covered += inf.ci95_lo <= 0 <= inf.ci95_hi
+        plain_above += M.fd_from_features(gen, real) > max(inf.value, 0) + 0.1  # plain FD: finite-sample bias
+        assert inf.counts[0] == 300 and inf.counts[-1] == 1500
+    assert covered >= 7 and plain_above >= 7
+
+
+def test_fd_infinity_recovers_a_known_distance():
+    true = 24 * 0.15**2  # a mean shift of 0.15 in each of 24 dimensions, same covariance
+    vals = [M.fd_infinity(correlated(2000, 24, s, 0.15), correlated(4000, 24, 50 + s), reps=10, seed=s).value
+            for s in range(6)]
+    plain = [M.fd_from_features(correlated(2000, 24, s, 0.15), correlated(4000, 24, 50 + s)) for s in range(6)]
+    assert abs(np.mean(vals) - true) < 0.1 < np.mean(plain) - true
+
+
+def test_fd_infinity_needs_enough_samples_after_subsampling():
+    # small sets: the smallest fraction rises so that every subset keeps 2 x dim samples
+    assert M.fd_infinity_min_fraction(10000, 10000, 128) == 0.2
+    assert M.fd_infinity_min_fraction(300, 200, 32) == 0.32
+    assert M.fd_infinity_counts(200, 0.32)[0] == 64
+    with pytest.raises(M.MetricError, match="100 generated and 1000 real samples are too few .* at least 128"):
+        M.fd_infinity(gaussian(100, 32, 0), gaussian(1000, 32, 1))
 
 
 # ------------------------------------------------------------------------------ precision/recall
@@ -91,6 +157,69 @@ def test_precision_recall_identical_and_disjoint():
     assert M.precision_recall(a, a.copy()) == (1.0, 1.0)
     p, r = M.precision_recall(a, gaussian(500, 8, 1, shift=50.0))
     assert p == 0.0 and r == 0.0
+
+
+def test_precision_recall_and_density_coverage_do_not_move_when_both_sets_shift():
+    real, fake = gaussian(1500, 16, 0).astype(np.float32), gaussian(1500, 16, 1, scale=1.2).astype(np.float32)
+    for fn in (M.precision_recall, M.density_coverage):
+        assert fn(real + 1000, fake + 1000) == pytest.approx(fn(real, fake), abs=1e-3)
+
+
+def test_density_coverage_agree_with_the_prdc_formulation():
+    from scipy.spatial.distance import cdist
+
+    real, fake = gaussian(400, 6, 0), gaussian(300, 6, 1, shift=0.3)
+    k = 5
+    radii = np.sort(cdist(real, real), axis=1)[:, k]
+    inside = cdist(real, fake) < radii[:, None]
+    density, coverage = M.density_coverage(real, fake, k)
+    assert density == pytest.approx(inside.sum() / (k * len(fake)), abs=1e-12)
+    assert coverage == pytest.approx(inside.any(axis=1).mean(), abs=1e-12)
+
+
+def test_density_coverage_identical_collapsed_and_disjoint():
+    real = gaussian(1000, 8, 0)
+    same_d, same_c = M.density_coverage(real, gaussian(1000, 8, 1))
+    assert 0.8 < same_d < 1.2 and same_c > 0.9
+    far_d, far_c = M.density_coverage(real, gaussian(1000, 8, 2, shift=50.0))
+    assert far_d == 0.0 and far_c == 0.0
+    collapsed_d, collapsed_c = M.density_coverage(real, gaussian(1000, 8, 3, scale=0.05))
+    assert collapsed_c < 0.1  # one mode: most real balls hold no sample
+
+
+NAN_CASES = {
+    "feature_stats": lambda bad, ok: M.feature_stats(bad, "generated features"),
+    "fd_from_features": lambda bad, ok: M.fd_from_features(ok, bad, ("real features", "generated features")),
+    "fd_infinity": lambda bad, ok: M.fd_infinity(bad, ok),
+    "kid": lambda bad, ok: M.kid(ok, bad, 5, 100),
+    "precision_recall": lambda bad, ok: M.precision_recall(ok, bad),
+    "density_coverage": lambda bad, ok: M.density_coverage(ok, bad),
+    "classifier_score": lambda bad, ok: M.classifier_score(np.abs(bad[:, :4])),
+}
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+@pytest.mark.parametrize("name", NAN_CASES)
+def test_every_metric_refuses_nan_and_inf_naming_the_input(name, value):
+    ok, bad = gaussian(1000, 8, 0), gaussian(1000, 8, 1)
+    bad[17, 3] = value
+    want = "class probabilities" if name == "classifier_score" else "generated features"
+    with pytest.raises(M.MetricError, match=f"{want} contains NaN or Inf \\(1 of"):
+        NAN_CASES[name](bad, ok)
+    # and on the real side
+    if name in ("kid", "precision_recall", "density_coverage"):
+        with pytest.raises(M.MetricError, match="real features contains NaN or Inf"):
+            NAN_CASES[name](ok, bad)
+
+
+def test_image_metrics_refuse_nan():
+    a = np.random.default_rng(0).random((2, 16, 16, 1))
+    b = a.copy()
+    b[1, 5, 5, 0] = np.nan
+    with pytest.raises(M.MetricError, match="SSIM images b contains NaN"):
+        M.ssim(a, b)
+    with pytest.raises(M.MetricError, match="query images contains NaN"):
+        M.nearest_neighbours(b, a)
 
 
 def test_precision_high_recall_low_for_a_collapsed_generator():
@@ -150,6 +279,8 @@ def test_two_runs_give_identical_results():
     a, b = gaussian(800, 8, 0), gaussian(800, 8, 1, shift=0.2)
     assert M.kid(a, b, 10, 200, seed=5) == M.kid(a, b, 10, 200, seed=5)
     assert M.precision_recall(a, b) == M.precision_recall(a, b)
+    assert M.density_coverage(a, b) == M.density_coverage(a, b)
+    assert M.fd_infinity(a, b, reps=5, seed=3) == M.fd_infinity(a, b, reps=5, seed=3)
     stat = lambda i: M.frechet_distance(*M.feature_stats(b[i]), *M.feature_stats(a))  # noqa: E731
     assert M.bootstrap_ci(stat, len(b), 20, seed=1) == M.bootstrap_ci(stat, len(b), 20, seed=1)
 

@@ -123,8 +123,13 @@ def test_commits_compare_with_metrics_and_params_diff_and_the_offline_report(pro
     assert "http://" not in page and "https://" not in page and "<script" not in page.lower()
     assert page.count("data:image/png;base64,") >= 3  # curves + one sample grid per run
     assert "HEAD~1" in md and "generate.n_samples" in md
-    # the same model and 1000 vs 1100 samples: FD intervals overlap
-    assert "fd_clf" in md and ("within intervals" in md or "no interval" in md)
+    # the same model and 1000 vs 1100 samples: FD-infinity is comparable across counts, and agrees
+    row = next(line for line in md.splitlines() if line.startswith("| fd_inf_clf |"))
+    assert row.endswith("within intervals |")
+    assert "![samples HEAD~1](report_samples_0.png)" in md and (repo / "reports/report_samples_1.png").is_file()
+    bad = subprocess.run([str(Path(sys.prefix) / "bin" / "ganpipe"), "report", "HEAD", "no-such-rev"], cwd=repo,
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "revision 'no-such-rev': no such git revision or experiment" in bad.stderr
 
 
 def test_push_then_pull_in_a_fresh_clone_restores_everything(project, tmp_path):

@@ -1,0 +1,73 @@
+"""`ganpipe report`'s judgement: intervals (KID's from the standard error of the mean), protocol checks
+before any difference is called, floor/ceiling columns, Markdown images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ganpipe import metrics as M
+from ganpipe import params
+from ganpipe.evaluation import quality
+from ganpipe.report import Run, metric_rows, protocol_difference, render, write_report
+
+CFG = params.from_dict(params.Evaluate, dict(extractor="classifier", batch_size=100, kid_subsets=100,
+                                             kid_subset_size=200, pr_k=3, dc_k=5, ssim_pairs=10,
+                                             memorisation_samples=5, bootstrap=20))
+
+
+def feats(n, seed, shift=0.0):
+    return np.random.default_rng(seed).standard_normal((n, 8)) + shift
+
+
+def eval_of(gen, real, seed=0, **protocol):
+    mu, sigma = M.feature_stats(real)
+    out = quality(gen, real, mu, sigma, CFG, seed, "clf")
+    out["protocol"] = {"extractor": "classifier", "extractor_task": "classes", "extractor_sha256": "a" * 64,
+                       "feature_dim": 8, "real_split": "test", "n_generated": len(gen), "n_real": len(real),
+                       "pr_k": 3, "dc_k": 5, "ssim": "x"} | protocol
+    out["reference"] = {"floor_real_train": {"fd_clf_1k": 0.01}, "ceiling_untrained_generator": {"fd_clf_1k": 99.0}}
+    return out
+
+
+def test_kid_interval_is_the_block_interval_not_the_subsets_spread():
+    real, gen = feats(1000, 0), feats(1000, 1, shift=0.2)
+    _, lo, hi = metric_rows(Run("a", eval=eval_of(gen, real, seed=7)))["kid_clf_1k_mean"]
+    k = M.kid(real, gen, CFG.kid_subsets, 200, seed=7)
+    assert (lo, hi) == (k.ci95_lo, k.ci95_hi)
+    assert hi - lo < 2 * 1.96 * k.std  # the report used to give mean +- 1.96 std
+
+
+def test_a_protocol_mismatch_is_never_called_a_difference():
+    real, gen = feats(1200, 0), feats(1000, 1, shift=0.5)
+    a = Run("base", eval=eval_of(gen, real))
+    b = Run("fewer-real", eval=eval_of(gen + 0.5, real[:600]))
+    assert protocol_difference("fd_clf_1k", a.eval["protocol"], b.eval["protocol"]) == "n_real 1200 vs 600"
+    assert protocol_difference("fd_inf_clf", a.eval["protocol"], b.eval["protocol"]) is None
+    _, md = render([a, b])
+    row = next(line for line in md.splitlines() if line.startswith("| fd_clf_1k |"))
+    assert "not comparable (n_real 1200 vs 600)" in row and "differs" not in row
+    row = next(line for line in md.splitlines() if line.startswith("| fd_inf_clf |"))
+    assert "differs (intervals disjoint)" in row  # FD-infinity compares across real counts
+    # another extractor: nothing feature-based compares; an older run without a protocol cannot be checked
+    c = Run("other-clf", eval=eval_of(gen, real, extractor_sha256="b" * 64))
+    assert protocol_difference("kid_clf_1k_mean", a.eval["protocol"], c.eval["protocol"]) == \
+        "extractor_sha256 aaaaaaaaaaaa vs bbbbbbbbbbbb"
+    assert "dc_k 5 vs unrecorded" in protocol_difference("density_clf_k5_1k", a.eval["protocol"], {})
+
+
+def test_floor_ceiling_columns_and_markdown_images(tmp_path):
+    real, gen = feats(1200, 0), feats(1000, 1, shift=0.5)
+    run = Run("a", eval=eval_of(gen, real), grid=b"\x89PNG fake", losses={"d_loss": ([0, 1], [1.0, 0.5])})
+    _, md = render([run])
+    assert "| metric | a | floor | ceiling |" in md
+    assert next(line for line in md.splitlines() if line.startswith("| fd_clf_1k |")).endswith("| 0.01 | 99 |")
+    (tmp_path / "ws").mkdir()
+    for name, data in (("metrics/eval.json", None), ("data/generated/plots/samples.png", b"\x89PNG fake")):
+        p = tmp_path / "ws" / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data if data is not None else __import__("json").dumps(run.eval).encode())
+    write_report([], tmp_path / "out/r.html", tmp_path / "out/r.md", repo=str(tmp_path / "ws"))
+    md = (tmp_path / "out/r.md").read_text()
+    assert "![samples workspace](report_samples_0.png)" in md
+    assert (tmp_path / "out/report_samples_0.png").read_bytes() == b"\x89PNG fake"
