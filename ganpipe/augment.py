@@ -1,6 +1,6 @@
 """Augmentation of D's inputs: the DiffAugment ops (Zhao et al. 2020), applied to real and fake images
 alike, each op to each image with probability ``p`` (fixed, or tuned during training by the adaptive
-controller of StyleGAN2-ADA, Karras et al. 2020; see ``ganpipe.training.AdaController``).
+controller of StyleGAN2-ADA, Karras et al. 2020; see ``ganpipe.tracking.AdaController``).
 
 Every random number comes in as uniform draws ``u`` in [0, 1), three per image and op (a gate and two
 parameters), drawn with the batch by the input pipeline (see ``GAN.noise_spec``), so augmentation is

@@ -10,10 +10,10 @@ replica gets its own slice of one global batch: a mirrored run computes what a s
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
-
-import math
 
 from . import losses
 from .augment import DRAWS_PER_OP, augment
@@ -79,7 +79,7 @@ class GAN(keras.Model):
         self.augment_ops = tuple(augment)
         self.adaptive = augment_p == "adaptive"
         # The probability of each augmentation op: a variable (in checkpoints) that the host-side ADA
-        # controller sets between steps (``ganpipe.training.AdaController``); fixed otherwise.
+        # controller sets between steps (``ganpipe.tracking.AdaController``); fixed otherwise.
         self.fixed_p = None if self.adaptive else float(augment_p)
         self.aug_p = keras.Variable(self.fixed_p or 0.0, trainable=False, dtype="float32", name="aug_p")
         self._ema_fn = None

@@ -249,7 +249,7 @@ class Checkpoint:
     partial: dict = field(default_factory=dict)  # loss sums and step count of the unfinished epoch
     evals: list = field(default_factory=list)  # one record per quality evaluation
     ada: dict = field(default_factory=dict)  # the augmentation controller's state
-    best: dict = field(default_factory=dict)  # the best evaluation so far (train.keep: best)
+    best: dict = field(default_factory=dict)  # the best evaluation so far, whatever train.keep says
     best_weights: list = field(default_factory=list)  # the sampling generator's weights at ``best``
 
 

@@ -44,6 +44,12 @@ def test_trained_generator_lies_between_floor_and_ceiling(pipeline):
     assert m["fd_clf_1k_ci95_lo"] <= m["fd_clf_1k"] <= m["fd_clf_1k_ci95_hi"]
     assert 0 <= m["precision_clf_k3_1k"] <= 1 and 0 <= m["recall_clf_k3_1k"] <= 1
     assert m["protocol"]["n_generated"] == 1000 and m["protocol"]["extractor"] == "classifier"
+    assert m["protocol"]["n_real"] == 512 and m["protocol"]["kid_subset_size"] == 250
+    # coverage: an untrained generator covers almost none of the real k-NN balls (k-NN precision says ~1)
+    cov = "coverage_clf_k5_1k"
+    assert ceiling[cov] < 0.05 < m[cov] < floor[cov]
+    # FD-infinity removes the finite-sample bias: the floor's interval reaches 0, the plain FD's does not
+    assert floor["fd_inf_clf_ci95_lo"] <= 0 < floor["fd_clf_1k_ci95_lo"]
 
 
 def test_second_repro_runs_nothing_and_param_change_reruns_downstream_only(pipeline):
