@@ -1,4 +1,9 @@
-"""The `ganpipe` command: `ganpipe report [REV ...]` writes reports/report.html and reports/report.md."""
+"""The `ganpipe` command.
+
+- ``ganpipe report [REV ...]`` writes reports/report.html and reports/report.md.
+- ``ganpipe evaluate --samples DIR_OR_NPZ`` scores a folder of images or an .npz of samples with the
+  evaluate stage's protocol and prints the metrics (``--json FILE`` writes them too).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,32 @@ import sys
 from .errors import GanpipeError
 
 
+def _report(args) -> None:
+    out = args.output
+    md = out[:-5] + ".md" if out.endswith(".html") else out + ".md"
+    from .report import write_report
+
+    runs = write_report(args.revs, out, md)
+    missing = [r.label for r in runs if not r.eval]
+    print(f"report: {out} and {md} ({len(runs)} runs)")
+    if missing:
+        print(f"report: no metrics/eval.json for {', '.join(missing)} (not run, or not pulled)", file=sys.stderr)
+
+
+def _evaluate(args) -> None:
+    from .io import write_json
+    from .score import score, summary
+
+    result = score(args.samples)
+    print("\n".join(summary(result)))
+    p = result["protocol"]
+    print(f"protocol: {p['n_generated']} samples vs {p['n_real']} real ({p['real_split']}), {p['extractor']} "
+          f"extractor {str(p['extractor_sha256'])[:12]}, feature_dim {p['feature_dim']}")
+    if args.json:
+        write_json(args.json, result)
+        print(f"evaluate: {args.json}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ganpipe", description="ganpipe tools")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -15,17 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("revs", nargs="*", help="git revisions or experiment names; 'workspace' for the working tree "
                                              "(default: the workspace alone). The first is the baseline.")
     rep.add_argument("-o", "--output", default="reports/report.html", help="HTML file (Markdown beside it, .md)")
+    ev = sub.add_parser("evaluate", help="score a folder of images or an .npz of samples with the pipeline's protocol")
+    ev.add_argument("--samples", required=True, help="a folder of PNG/JPEG images (flat or class folders) or an "
+                                                     ".npz with uint8 'x' (N, H, W, C)")
+    ev.add_argument("--json", help="also write the metrics and protocol to this JSON file")
     args = ap.parse_args(argv)
     try:
-        out = args.output
-        md = out[:-5] + ".md" if out.endswith(".html") else out + ".md"
-        from .report import write_report
-
-        runs = write_report(args.revs, out, md)
-        missing = [r.label for r in runs if not r.eval]
-        print(f"report: {out} and {md} ({len(runs)} runs)")
-        if missing:
-            print(f"report: no metrics/eval.json for {', '.join(missing)} (not run, or not pulled)", file=sys.stderr)
+        (_report if args.command == "report" else _evaluate)(args)
     except GanpipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import dvc, make_repo, set_params, sh, tiny_pipeline_params
@@ -50,6 +51,38 @@ def test_trained_generator_lies_between_floor_and_ceiling(pipeline):
     assert ceiling[cov] < 0.05 < m[cov] < floor[cov]
     # FD-infinity removes the finite-sample bias: the floor's interval reaches 0, the plain FD's does not
     assert floor["fd_inf_clf_ci95_lo"] <= 0 < floor["fd_clf_1k_ci95_lo"]
+
+
+def test_ganpipe_evaluate_scores_a_png_folder_and_an_npz_with_the_stage_protocol(pipeline, tmp_path):
+    """Anyone's samples, scored like the evaluate stage: the stage's own samples as .npz give the stage's
+    numbers exactly; real images as 64x64 RGB PNGs (resized, converted) score near the floor."""
+    import subprocess
+    import sys
+
+    from ganpipe.data import load_split
+    from tests.conftest import write_png
+
+    repo, _ = pipeline
+    ganpipe = str(Path(sys.prefix) / "bin" / "ganpipe")
+    m = json.loads((repo / "metrics/eval.json").read_text())
+    out = subprocess.run([ganpipe, "evaluate", "--samples", "data/generated/samples.npz", "--json", str(tmp_path / "s.json")],
+                         cwd=repo, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    scored = json.loads((tmp_path / "s.json").read_text())
+    for key in ("fd_clf_1k", "fd_inf_clf", "kid_clf_1k_mean", "precision_clf_k3_1k", "coverage_clf_k5_1k", "clf_score_1k"):
+        assert scored[key] == m[key], key
+        assert re.search(rf"^{key} [0-9.e+-]+", out.stdout, re.M), out.stdout
+    assert {k: v for k, v in scored["protocol"].items() if k != "samples"} == m["protocol"]
+
+    train_x, _, _ = load_split(repo / "data/prepared/train.npz")
+    for i in range(600):
+        write_png(tmp_path / "pngs" / f"{i:04d}.png", np.repeat(np.kron(train_x[i], np.ones((2, 2, 1), np.uint8)), 3, -1))
+    out = subprocess.run([ganpipe, "evaluate", "--samples", str(tmp_path / "pngs")], cwd=repo, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    fd = float(re.search(r"^fd_clf_600 ([0-9.e+-]+)", out.stdout, re.M).group(1))
+    assert fd < 0.2 * m["fd_clf_1k"] and "600 samples vs 512 real" in out.stdout
+    bad = subprocess.run([ganpipe, "evaluate", "--samples", str(tmp_path / "nothing")], cwd=repo, capture_output=True, text=True)
+    assert bad.returncode == 1 and "nothing: not a folder of PNG/JPEG images or an .npz" in bad.stderr
 
 
 def test_second_repro_runs_nothing_and_param_change_reruns_downstream_only(pipeline):

@@ -80,6 +80,15 @@ def test_exp_run_with_set_param_is_reported_by_exp_show(project):
     assert exps["hinge-loss"]["eval"]["fd_clf_1k"] > 0
     diff = dvc("exp", "diff", "HEAD", "hinge-loss", "--json", cwd=repo).stdout
     assert "model.loss" in diff and "fd_clf_1k" in diff
+    # `make compare`'s table: the headline metrics and the protocol parts that decide comparability
+    import re
+    import shlex
+
+    make = (Path(__file__).parents[1] / "Makefile").read_text()
+    cmd = shlex.split(re.search(r"dvc exp show (.*)", make).group(1).replace("$$", "$"))
+    header = dvc("exp", "show", *cmd, cwd=repo).stdout.splitlines()[0]
+    for column in ("fd_clf_1k", "fd_inf_clf", "kid_clf_1k_mean", "coverage_clf_k5_1k", "protocol.n_real", "model.loss"):
+        assert column in header, (column, header)
 
 
 def test_queued_experiments_run_with_queue_start(project):

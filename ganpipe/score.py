@@ -1,0 +1,79 @@
+"""``ganpipe evaluate --samples DIR_OR_NPZ``: score anyone's samples with the evaluate stage's protocol.
+
+The same extractor (``models/classifier.keras`` or InceptionV3), real statistics (``data/features/``
+or the prepared test split), ``evaluate`` params and seed as the pipeline, so the numbers carry the same
+names and protocol as ``metrics/eval.json`` and compare with it (``ganpipe report`` checks the protocol).
+No floor or ceiling: those are measured by the evaluate stage with the pipeline's generator.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics as M
+from . import params
+from .data import load_image_dir, load_split, resize_images, to_channels
+from .errors import DataError
+from .evaluation import count_name, load_real_stats, load_samples, protocol, quality
+from .features import Extractor, inception_extractor
+from .saving import load_model
+
+CLASSIFIER = "models/classifier.keras"
+STATS = "data/features/real_stats.npz"
+TEST = "data/prepared/test.npz"
+
+
+def load_any_samples(path: str | os.PathLike, height: int, channels: int) -> np.ndarray:
+    """uint8 (N, height, height, channels) from a folder of PNG/JPEG images (flat or class folders; the
+    labels are ignored) or an ``.npz`` with ``x``; resized and converted like the ``prepare`` stage does."""
+    path = Path(path)
+    if path.is_dir():
+        images = load_image_dir(path, size=height).train.x
+    elif path.suffix.lower() == ".npz":
+        images, _ = load_samples(path)
+    else:
+        raise DataError(f"{path}: not a folder of PNG/JPEG images or an .npz file with samples 'x'")
+    return to_channels(resize_images(images, height), channels)
+
+
+def score(samples: str | os.PathLike, repo: str | os.PathLike = ".") -> dict:
+    """The evaluate stage's sample metrics (no references) and protocol for ``samples``, in ``repo``."""
+    repo = Path(repo)
+    cfg = params.load("evaluate", repo / "params.yaml")
+    seed = params.load("base", repo / "params.yaml").seed
+    if cfg.extractor == "classifier":
+        for need in (CLASSIFIER, STATS):
+            if not (repo / need).is_file():
+                raise DataError(f"{repo / need}: not found; run `dvc repro features` (or `dvc pull`) first")
+        extractor = Extractor(load_model(repo / CLASSIFIER), "classifier", repo / CLASSIFIER)
+        stats = load_real_stats(repo / STATS, repo / CLASSIFIER)
+        real, mu, sigma = stats["features"].astype(np.float64), stats["mu"], stats["sigma"]
+        height, channels = extractor.input_shape[0], extractor.input_shape[2]
+    else:
+        extractor = inception_extractor()
+        test_x, _, _ = load_split(repo / TEST)
+        real, _ = extractor(test_x, cfg.batch_size)
+        mu, sigma = M.feature_stats(real, "real features")
+        height, channels = test_x.shape[1], test_x.shape[3]
+    x = load_any_samples(samples, height, channels)
+    feats, probs = extractor(x, cfg.batch_size)
+    tag = "clf" if extractor.kind == "classifier" else "inc"
+    out = quality(feats, real, mu, sigma, cfg, seed, tag)
+    if probs is not None:
+        out[f"clf_score_{count_name(len(x))}"] = M.classifier_score(probs)
+    out["protocol"] = protocol(extractor, len(x), real, cfg) | {"samples": str(samples)}
+    return out
+
+
+def summary(result: dict) -> list[str]:
+    """One line per metric, ``name value [lo, hi]``, for the terminal."""
+    lines = []
+    for k, v in result.items():
+        if isinstance(v, dict) or k.endswith(("_ci95_lo", "_ci95_hi")):
+            continue
+        ci = (f" [{result[k + '_ci95_lo']:.4g}, {result[k + '_ci95_hi']:.4g}]" if k + "_ci95_lo" in result else "")
+        lines.append(f"{k} {v:.4g}{ci}")
+    return lines
