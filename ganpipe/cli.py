@@ -3,6 +3,8 @@
 - ``ganpipe report [REV ...]`` writes reports/report.html and reports/report.md.
 - ``ganpipe evaluate --samples DIR_OR_NPZ`` scores a folder of images or an .npz of samples with the
   evaluate stage's protocol and prints the metrics (``--json FILE`` writes them too).
+- ``ganpipe exp PROFILE [-n NAME] [--queue] [-S key=value ...]`` runs ``profiles/PROFILE.yaml`` as a DVC
+  experiment on top of the committed params.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ def _evaluate(args) -> None:
         print(f"evaluate: {args.json}")
 
 
+def _exp(args) -> int:
+    from .profiles import run_exp
+
+    return run_exp(args.profile, args.name, args.queue, args.set_param, args.from_workspace)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="ganpipe", description="ganpipe tools")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -50,8 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--samples", required=True, help="a folder of PNG/JPEG images (flat or class folders) or an "
                                                      ".npz with uint8 'x' (N, H, W, C)")
     ev.add_argument("--json", help="also write the metrics and protocol to this JSON file")
+    ex = sub.add_parser("exp", help="run profiles/PROFILE.yaml as a DVC experiment on top of the committed params")
+    ex.add_argument("profile", help="a profile name: profiles/PROFILE.yaml (tiny, default, gpu-full, ...)")
+    ex.add_argument("-n", "--name", help="experiment name (default: the profile's)")
+    ex.add_argument("--queue", action="store_true", help="queue it (`dvc queue start` runs the queue)")
+    ex.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
+                    help="an override on top of the profile, as in `dvc exp run -S`")
+    ex.add_argument("--from-workspace", action="store_true",
+                    help="start from the workspace's params.yaml even where it differs from HEAD")
     args = ap.parse_args(argv)
     try:
+        if args.command == "exp":
+            return _exp(args)
         (_report if args.command == "report" else _evaluate)(args)
     except GanpipeError as e:
         print(f"error: {e}", file=sys.stderr)

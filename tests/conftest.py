@@ -97,7 +97,8 @@ def run_prepare(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 # real DVC in a temporary git repository
 
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "ganpipe", "data/raw", ".dvc/config", ".dvcignore", ".gitignore"]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "ganpipe", "profiles", "data/raw", ".dvc/config", ".dvcignore",
+                 ".gitignore"]
 
 
 def sh(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -165,12 +166,9 @@ def tiny_cfgs(model: dict | None = None, train: dict | None = None):
 
 
 def tiny_pipeline_params(repo: Path) -> None:
-    """The tests' tiny profile: 2,048 real Fashion-MNIST images, 256 steps of a small DCGAN."""
-    set_params(repo, "prepare", max_train=2048, max_test=512)
-    set_params(repo, "model", latent_dim=32, g_width=16, d_width=16)
-    set_params(repo, "train", batch_size=64, kimg=None, epochs=8, checkpoint_every=20, sample_grid=4,
-               g_lr=5e-4, d_lr=5e-4, eval_every=8, eval_samples=500)
-    set_params(repo, "features", epochs=5, width=16, feature_dim=32, batch_size=64)
-    set_params(repo, "generate", n_samples=1000, batch_size=250, grid=4, interpolation_steps=6)
-    set_params(repo, "evaluate", kid_subsets=20, kid_subset_size=250, ssim_pairs=300, memorisation_samples=200,
-               bootstrap=20)
+    """The tests' tiny profile, ``profiles/tiny.yaml`` (the README's ``ganpipe exp tiny``): 2,048 real
+    Fashion-MNIST images, 256 steps of a small DCGAN."""
+    from ganpipe.profiles import load_profile
+
+    for section, values in load_profile("tiny", REPO).items():
+        set_params(repo, section, **values)

@@ -87,3 +87,33 @@ def test_yaml_is_loaded_safely(tmp_path):
     evil.write_text("base: !!python/object/apply:os.system ['echo hacked']\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         params.load("base", evil)
+
+
+# ------------------------------------------------------------------------------------ profiles
+
+
+@pytest.mark.parametrize("name", ["tiny", "default", "gpu-full"])
+def test_every_profile_is_valid_on_top_of_params_yaml(name):
+    from ganpipe.profiles import load_profile, set_param_args
+
+    prof = load_profile(name, REPO)
+    args = set_param_args(prof)
+    assert len(args) == 2 * sum(len(v) for v in prof.values())
+    if name == "tiny":
+        assert "train.kimg=null" in args and "train.g_lr=0.0005" in args
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train:\n  g_lrr: 0.1\n", r"bad.yaml: train.g_lrr: unknown key"),
+    ("train:\n  g_lr: -1\n", r"bad.yaml: train.g_lr: "),
+    ("trian:\n  g_lr: 0.1\n", r"bad.yaml: trian: unknown section"),
+    ("train:\n  epochs: 3\n", r"bad.yaml: .*kimg.*epochs|bad.yaml: .*epochs.*kimg"),  # both set on top of kimg: 300
+])
+def test_a_bad_profile_names_the_file_and_key(tmp_path, text, message):
+    from ganpipe.profiles import load_profile
+
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles/bad.yaml").write_text(text)
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    with pytest.raises(ParamsError, match=message):
+        load_profile("bad", tmp_path)

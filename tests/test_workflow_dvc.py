@@ -91,10 +91,18 @@ def test_exp_run_with_set_param_is_reported_by_exp_show(project):
         assert column in header, (column, header)
 
 
-def test_queued_experiments_run_with_queue_start(project):
+def test_queued_profile_experiments_run_with_exactly_the_params_they_name(project):
+    """A workspace `dvc exp run -S` leaves its params in params.yaml, and queued experiments start from the
+    workspace: `ganpipe exp` refuses until params.yaml is HEAD's, then each variant is HEAD + its -S."""
     repo, _ = project
+    ganpipe = str(Path(sys.prefix) / "bin" / "ganpipe")
+    head = yaml.safe_load(sh(["git", "show", "HEAD:params.yaml"], repo).stdout)
+    set_params(repo, "model", loss="hinge")  # what `dvc exp run -S model.loss=hinge` leaves behind
+    refused = sh([ganpipe, "exp", "default", "--queue", "-S", "train.g_lr=0.0003"], repo, check=False)
+    assert refused.returncode == 1 and "params.yaml differs from HEAD" in refused.stderr
+    sh(["git", "checkout", "HEAD", "--", "params.yaml"], repo)
     for lr in ("0.0003", "0.0007"):
-        dvc("exp", "run", "--queue", "-S", f"train.g_lr={lr}", "-n", f"glr-{lr}", cwd=repo)
+        sh([ganpipe, "exp", "default", "--queue", "-n", f"glr-{lr}", "-S", f"train.g_lr={lr}"], repo)
     dvc("queue", "start", "-j", "1", cwd=repo)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -106,7 +114,9 @@ def test_queued_experiments_run_with_queue_start(project):
     assert "Failed" not in status, status + dvc("queue", "logs", "glr-0.0003", cwd=repo, check=False).stdout
     exps = {e["name"]: e for e in experiments(repo)}
     for lr in ("0.0003", "0.0007"):
-        assert exps[f"glr-{lr}"]["params"]["train"]["g_lr"] == float(lr)
+        want = json.loads(json.dumps(head))
+        want["train"]["g_lr"] = float(lr)
+        assert exps[f"glr-{lr}"]["params"] == want
         assert exps[f"glr-{lr}"]["eval"]["fd_clf_1k"] > 0
 
 

@@ -1,0 +1,87 @@
+"""Params profiles as files (``profiles/NAME.yaml``: a partial params.yaml) and ``ganpipe exp``, which runs
+one as a DVC experiment on top of the committed params.
+
+``dvc exp run -S ...`` in the workspace leaves the experiment's params in ``params.yaml``, and queued or
+``--temp`` experiments start from the workspace, so the next variant silently inherits them. ``ganpipe
+exp`` refuses to start while ``params.yaml`` differs from ``HEAD`` (and says how to reset it), so every
+variant is exactly HEAD's params plus its profile plus its ``-S`` overrides.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from . import params
+from .errors import GanpipeError, ParamsError
+
+PROFILES = "profiles"
+
+
+def available(root: Path) -> list[str]:
+    return sorted(p.stem for p in (root / PROFILES).glob("*.yaml"))
+
+
+def load_profile(name: str, root: str | os.PathLike = ".") -> dict:
+    """``profiles/NAME.yaml`` as {section: {key: value}}, every key checked against the params schema."""
+    root = Path(root)
+    path = root / PROFILES / f"{name}.yaml"
+    if not path.is_file():
+        raise GanpipeError(f"{path}: no such profile (available: {', '.join(available(root)) or 'none'})")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ParamsError(f"{path}: a profile maps params sections to {{key: value}}")
+    base = params.read_params_file(root / "params.yaml")
+    for section, values in data.items():
+        if section not in params.SECTIONS:
+            raise ParamsError(f"{path}: {section}: unknown section (known: {', '.join(sorted(params.SECTIONS))})")
+        params.from_dict(params.SECTIONS[section], base.get(section, {}) | values, where=str(path))
+    return data
+
+
+def _value(v) -> str:
+    """A value as ``-S`` parses it (YAML): strings plain, the rest as JSON (null, true, 0.0005, [a, b])."""
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def set_param_args(profile: dict) -> list[str]:
+    """``-S section.key=value`` for every key of a profile, in file order."""
+    return [arg for section, values in profile.items() for k, v in values.items()
+            for arg in ("-S", f"{section}.{k}={_value(v)}")]
+
+
+def check_params_committed(root: Path) -> None:
+    """Refuse while params.yaml differs from HEAD: a queued or temp experiment would inherit the change."""
+    proc = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "params.yaml"], cwd=root, capture_output=True)
+    if proc.returncode == 1:
+        raise GanpipeError(
+            "params.yaml differs from HEAD (a `dvc exp run` in the workspace leaves its params there), and the "
+            "experiment would inherit that: commit it, or reset it with `git checkout HEAD -- params.yaml` "
+            "(every experiment stays available through `dvc exp apply NAME`); --from-workspace skips this check")
+    if proc.returncode != 0:
+        raise GanpipeError(f"git diff failed in {root}: {proc.stderr.decode(errors='replace').strip()}")
+
+
+def exp_command(profile: str, name: str | None, queue: bool, overrides: list[str], root: Path) -> list[str]:
+    cmd = [str(Path(sys.prefix) / "bin" / "dvc"), "exp", "run", "-n", name or profile]
+    if queue:
+        cmd.append("--queue")
+    cmd += set_param_args(load_profile(profile, root))
+    for o in overrides:
+        cmd += ["-S", o]
+    return cmd
+
+
+def run_exp(profile: str, name: str | None = None, queue: bool = False, overrides: list[str] = (),
+            from_workspace: bool = False, root: str | os.PathLike = ".") -> int:
+    root = Path(root)
+    if not from_workspace:
+        check_params_committed(root)
+    cmd = exp_command(profile, name, queue, list(overrides), root)
+    print("ganpipe exp: " + " ".join(cmd[1:]), flush=True)
+    return subprocess.run(cmd, cwd=root).returncode
