@@ -7,10 +7,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.ganpipe-installed
+LOCK   := requirements.lock
 FMNIST := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
 
-.PHONY: run test setup dataset compare
+.PHONY: run test setup dataset compare lock
 
 run: setup dataset
 	$(VENV)/bin/dvc repro
@@ -20,11 +21,25 @@ test: setup dataset
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+# Linux x86_64: the exact versions of requirements.lock (what CI and the recorded figures ran with);
+# elsewhere (macOS, arm64) pip resolves pyproject.toml's ranges. A change of either rebuilds the venv.
+$(STAMP): pyproject.toml $(LOCK)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	@if [ "$$(uname -sm)" = "Linux x86_64" ]; then \
+	  echo "setup: installing requirements.lock"; \
+	  $(PY) -m pip install --quiet -r $(LOCK) && $(PY) -m pip install --quiet --no-deps -e '.[dev]'; \
+	else \
+	  $(PY) -m pip install --quiet -e '.[dev]'; \
+	fi
 	@touch $(STAMP)
+
+# Regenerate requirements.lock from pyproject.toml's ranges in a throw-away venv.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip && .venv-lock/bin/pip install --quiet -e '.[dev]'
+	{ sed -n '1,2p' $(LOCK); .venv-lock/bin/pip freeze --exclude-editable | sort; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK) && rm -rf .venv-lock
 
 # Fashion-MNIST from Debian's package, or Keras' cache; never downloaded at run time.
 dataset:
