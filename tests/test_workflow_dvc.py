@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -23,6 +25,10 @@ TIMING = {"metrics/train.json"}
 def lock_hashes(lock_text: str) -> dict[str, str]:
     lock = yaml.safe_load(lock_text)
     return {o["path"]: o["md5"] for s in lock["stages"].values() for o in s.get("outs", [])}
+
+
+def ran_stages(stdout: str) -> set[str]:
+    return set(re.findall(r"Running stage '([\w-]+)'", stdout))
 
 
 def walk(obj):
@@ -81,9 +87,6 @@ def test_exp_run_with_set_param_is_reported_by_exp_show(project):
     diff = dvc("exp", "diff", "HEAD", "hinge-loss", "--json", cwd=repo).stdout
     assert "model.loss" in diff and "fd_clf_1k" in diff
     # `make compare`'s table: the headline metrics and the protocol parts that decide comparability
-    import re
-    import shlex
-
     make = (Path(__file__).parents[1] / "Makefile").read_text()
     cmd = shlex.split(re.search(r"dvc exp show (.*)", make).group(1).replace("$$", "$"))
     header = dvc("exp", "show", *cmd, cwd=repo).stdout.splitlines()[0]
@@ -134,6 +137,11 @@ def test_commits_compare_with_metrics_and_params_diff_and_the_offline_report(pro
 
     plots = dvc("plots", "diff", "HEAD~1", "--json", cwd=repo).stdout
     assert "d_loss.tsv" in plots and "samples.png" in plots
+    # each plot once: every image file under one id, the losses in one plot (not also one per table)
+    shown = json.loads(dvc("plots", "show", "--json", cwd=repo).stdout)["data"]
+    urls = [e["url"] for entries in shown.values() for e in entries if e.get("type") == "image"]
+    assert urls and len(urls) == len(set(urls)), urls
+    assert not [k for k in shown if k.endswith(".tsv") or k.endswith("plots/metrics")], sorted(shown)
 
     out = sh([str(Path(sys.prefix) / "bin" / "ganpipe"), "report", "HEAD~1", "HEAD", "-o", "reports/cmp.html"], repo)
     assert "2 runs" in out.stdout
@@ -149,6 +157,32 @@ def test_commits_compare_with_metrics_and_params_diff_and_the_offline_report(pro
     bad = subprocess.run([str(Path(sys.prefix) / "bin" / "ganpipe"), "report", "HEAD", "no-such-rev"], cwd=repo,
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "revision 'no-such-rev': no such git revision or experiment" in bad.stderr
+
+
+def test_a_fresh_clone_without_cache_or_remote_shows_every_number(project, tmp_path):
+    """Metrics, params, loss tables and the report come from git: no `dvc pull`, no cache, no remote."""
+    repo, _ = project
+    set_params(repo, "evaluate", bootstrap=21)
+    assert ran_stages(dvc("repro", cwd=repo).stdout) == {"evaluate"}
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-qm", "21 bootstrap resamples"], repo)
+    clone = tmp_path / "bare-clone"
+    sh(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    os.symlink(sys.prefix, clone / ".venv")
+    (clone / ".dvc/config").write_text("")  # no remote either
+    assert not (clone / ".dvc/cache").exists()
+    shown = json.loads(dvc("metrics", "show", "--json", cwd=clone).stdout)
+    assert "fd_clf_1k" in json.dumps(shown) and "d_loss" in json.dumps(shown)
+    diff = json.loads(dvc("metrics", "diff", "HEAD~1", "--json", cwd=clone).stdout)
+    assert "fd_clf_1k_ci95_lo" in json.dumps(diff)  # 20 -> 21 bootstrap resamples moved the interval
+    assert "evaluate.bootstrap" in dvc("params", "diff", "HEAD~1", cwd=clone).stdout
+    plots = json.loads(dvc("plots", "diff", "HEAD~1", "--json", cwd=clone).stdout)
+    assert plots["data"]["Losses per epoch (x = step)"], plots.get("errors")
+    out = sh([str(Path(sys.prefix) / "bin" / "ganpipe"), "report", "HEAD~1", "HEAD", "-o", "r/r.html"], clone)
+    md = (clone / "r/r.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| fd_clf_1k |"))
+    assert re.search(r"\| [0-9.]+ \[[0-9.]+, [0-9.]+\] \| [0-9.]+ \[", row), row
+    assert "2 runs" in out.stdout
 
 
 def test_push_then_pull_in_a_fresh_clone_restores_everything(project, tmp_path):
