@@ -4,9 +4,9 @@ img/s of the default profile (through the train stage's machinery) against the k
 measured in this one run, on this machine.
 
 - FLOPs: TensorFlow's profiler over the traced training step, pruned to the ops the step needs
-  (``ganpipe.perf.graph_flops``); a step's FLOPs / its real images. Ours: the same updates as the
+  (``bench.perf.graph_flops``); a step's FLOPs / its real images. Ours: the same updates as the
   stage (plain step; the EMA update adds only elementwise work). Recipe: its ``train_step``.
-- peak: an n x n x n float32 matmul chain (``ganpipe.perf.matmul_peak``).
+- peak: an n x n x n float32 matmul chain (``bench.perf.matmul_peak``).
 - input wait: 1 - (stage time fed one ready batch over and over) / (stage time fed by its pipeline).
 
     .venv/bin/python bench/compute.py [--steps 60] [--recipe-steps 3]
@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the bench.* helpers
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bench.baselines import KERAS_IO_WGAN_GP, keras_io_wgan_gp  # noqa: E402
+from bench.perf import graph_flops, matmul_peak, plain_step_fn, time_stage_steps  # noqa: E402
 from ganpipe import params, training  # noqa: E402
-from ganpipe.baselines import KERAS_IO_WGAN_GP, keras_io_wgan_gp  # noqa: E402
 from ganpipe.data import load_fashion_mnist  # noqa: E402
-from ganpipe.perf import graph_flops, matmul_peak, plain_step_fn, time_stage_steps  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

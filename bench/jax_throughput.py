@@ -28,7 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ganpipe import params  # noqa: E402
-from ganpipe.baselines import KERAS_IO_WGAN_GP, keras_io_critic, keras_io_generator  # noqa: E402
+from bench.baselines import KERAS_IO_WGAN_GP, keras_io_critic, keras_io_generator  # noqa: E402
 from ganpipe.models import build_models  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,5 +1,5 @@
 """Quality per compute: the Fréchet distance reached within a fixed wall-clock training budget, for our
-default profile (params.yaml) and for the keras.io WGAN-GP recipe (ganpipe.baselines), on this machine.
+default profile (params.yaml) and for the keras.io WGAN-GP recipe (bench.baselines), on this machine.
 
 Each run trains for ``--budget`` seconds of training time, graph tracing included (evaluation pauses
 the clock). At ``--evals``
@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the bench.* helpers
 import numpy as np  # noqa: E402
 
 from ganpipe import params, training  # noqa: E402
@@ -77,7 +79,7 @@ class Recipe:
     """The keras.io WGAN-GP recipe, fed through its own ``fit()`` over the NumPy array."""
 
     def __init__(self, x, seed, chunk=1):
-        from ganpipe.baselines import KERAS_IO_WGAN_GP, keras_io_wgan_gp
+        from bench.baselines import KERAS_IO_WGAN_GP, keras_io_wgan_gp
 
         # As published: default TensorFlow settings (Grappler on, no op determinism).
         training.configure_tf(params.from_dict(params.Train, params.read_params_file(REPO / "params.yaml")["train"]

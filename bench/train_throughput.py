@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import statistics
 import tempfile
 import time
@@ -26,11 +27,12 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the bench.* helpers
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from ganpipe import params, training  # noqa: E402
-from ganpipe.perf import plain_step_fn, time_stage_steps  # noqa: E402
+from bench.perf import plain_step_fn, time_stage_steps  # noqa: E402
 from ganpipe.data import load_fashion_mnist  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

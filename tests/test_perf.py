@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ganpipe.baselines import KERAS_IO_WGAN_GP, keras_io_critic, keras_io_generator, keras_io_wgan_gp
-from ganpipe.perf import graph_flops, matmul_peak
+from bench.baselines import KERAS_IO_WGAN_GP, keras_io_critic, keras_io_generator, keras_io_wgan_gp
+from bench.perf import graph_flops, matmul_peak
 
 
 def test_graph_flops_counts_only_the_gradients_a_step_needs():

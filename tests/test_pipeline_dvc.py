@@ -28,13 +28,18 @@ def test_prepare_repro_is_cached_and_reruns_on_param_change(dvc_repo):
     assert load_npz(dvc_repo / "data/prepared/train.npz")["x"].shape == (500, 32, 32, 1)
     assert (dvc_repo / "dvc.lock").read_text() != lock1
 
-    # the data summary (hashes, per-class counts) is in git for any clone, but not a metric column
+    # the data summary (hashes, per-class counts) is an output, not a metric column of `dvc exp show`
     assert "data.json" not in dvc("metrics", "show", "--json", cwd=dvc_repo).stdout
     data = json.loads((dvc_repo / "metrics/data.json").read_text())
     assert data["image_shape"] == [32, 32, 1]
-    # the arrays are tracked by DVC's cache, not git
+    # outputs are tracked by DVC's cache, not git (so that `prepare` keeps DVC's run-cache)
     status = sh(["git", "status", "--porcelain", "--untracked-files=all"], dvc_repo).stdout
-    assert "data/prepared" not in status and "metrics/data.json" in status
+    assert "data/prepared" not in status and "metrics/data.json" not in status
+    # back to the first params: restored from the run-cache, not rerun
+    set_params(dvc_repo, "prepare", image_size=28)
+    back = dvc("repro", "prepare", cwd=dvc_repo)
+    assert "Running stage 'prepare'" not in back.stdout and "restored" in back.stdout.lower(), back.stdout
+    assert (dvc_repo / "dvc.lock").read_text() == lock1
 
 
 def test_failed_stage_reports_the_error_and_leaves_no_output(dvc_repo):

@@ -54,7 +54,7 @@ def plain_step_fn(gan, jit_compile: bool = False):
     pipeline, no callbacks, no ``fit``): the reference the stage's machinery is measured against."""
     import tensorflow as tf
 
-    from . import losses
+    from ganpipe import losses
 
     g, d, kind = gan.generator, gan.discriminator, gan.loss_kind
     d_opt, g_opt = gan.d_optimizer, gan.g_optimizer
@@ -91,7 +91,7 @@ def time_stage_steps(gan, x, y, batch: int, steps: int, cfg, cached_input: bool 
     import tempfile
     from pathlib import Path
 
-    from . import training
+    from ganpipe import training
 
     spec = gan.noise_spec()
     with tempfile.TemporaryDirectory() as tmp:
