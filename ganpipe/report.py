@@ -1,7 +1,7 @@
 """An offline comparison report: one self-contained HTML file (embedded PNGs, no scripts, no URLs) and a
 Markdown summary, for the workspace and any git revisions or DVC experiments.
 
-For each revision it reads ``metrics/eval.json``, ``metrics/train.json``, the DVCLive loss tables, the
+For each revision it reads ``metrics/eval.json`` and ``eval_details.json``, ``metrics/train.json``, the DVCLive loss tables, the
 sample grid and ``params.yaml`` (through ``dvc.api`` for revisions, so DVC-tracked files come from the
 cache or the remote). For each metric with a 95% interval it says whether a run differs from the first
 (the baseline) beyond the intervals, i.e. whether the two intervals are disjoint, and only when the two
@@ -21,8 +21,8 @@ from pathlib import Path
 
 from .errors import GanpipeError
 from .io import write_bytes
+from .results import DETAILS, EVAL, merge
 
-EVAL = "metrics/eval.json"
 TRAIN = "metrics/train.json"
 LOSSES = ("d_loss", "g_loss")
 LOSS_TSV = "metrics/train/plots/metrics/{}.tsv"
@@ -64,8 +64,9 @@ def load_run(rev: str | None, repo: str = ".") -> Run:
     if rev is not None and read(PARAMS) is None:  # params.yaml is in git at every revision of a project
         raise GanpipeError(f"revision {rev!r}: no such git revision or experiment with a params.yaml in {repo}")
     run = Run(rev or "workspace")
-    if (b := read(EVAL)) is not None:
-        run.eval = json.loads(b)
+    headline, details = read(EVAL), read(DETAILS)
+    if headline is not None or details is not None:
+        run.eval = merge(headline, details)
     if (b := read(TRAIN)) is not None:
         run.train = json.loads(b)
     for name in LOSSES:

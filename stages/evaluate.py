@@ -1,5 +1,9 @@
 """DVC stage `evaluate`: every metric of data/generated/samples.npz against the real test set, with
-bootstrap CIs and floor/ceiling references, into metrics/eval.json."""
+intervals and floor/ceiling references: headline numbers into metrics/eval.json, the rest into
+metrics/eval_details.json (ganpipe.results)."""
+
+import json
+from pathlib import Path
 
 from ganpipe import params
 from ganpipe.data import load_split
@@ -7,6 +11,7 @@ from ganpipe.evaluation import evaluate, load_real_stats, load_samples, untraine
 from ganpipe.features import Extractor, inception_extractor
 from ganpipe.generation import generate
 from ganpipe.io import write_json
+from ganpipe.results import DETAILS, EVAL, TRAIN, split
 from ganpipe.saving import load_model
 from ganpipe.stage import run_stage
 
@@ -29,7 +34,9 @@ def main() -> None:
     ceiling, _ = generate(untrained_like(load_model("models/generator.keras"), base.seed), len(x), base.seed,
                           progress=False)
     result = evaluate(x, y, extractor, stats, train_x, test_x, test_y, ceiling, cfg, base.seed)
-    write_json("metrics/eval.json", result)
+    headline, details = split(result, json.loads(Path(TRAIN).read_text()))
+    write_json(DETAILS, details)
+    write_json(EVAL, headline)
     print("evaluate: " + ", ".join(f"{k} {v:.4g}" for k, v in result.items() if k.startswith(("fd_", "kid_")) and "ci95" not in k))
 
 

@@ -121,7 +121,7 @@ def test_every_file_the_report_and_plots_read_is_a_stage_output():
     from ganpipe import report
 
     declared = _declared_outputs()
-    wanted = [report.EVAL, report.TRAIN, report.GRID] + [report.LOSS_TSV.format(n) for n in report.LOSSES]
+    wanted = [report.EVAL, report.DETAILS, report.TRAIN, report.GRID] + [report.LOSS_TSV.format(n) for n in report.LOSSES]
     for plot in DVC.get("plots", []):
         if isinstance(plot, dict):
             (spec,) = plot.values()

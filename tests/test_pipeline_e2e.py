@@ -9,9 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ganpipe.results import DETAILS, EVAL, merge
 from tests.conftest import dvc, make_repo, set_params, sh, tiny_pipeline_params
 
 pytestmark = pytest.mark.slow
+
+
+def eval_result(repo: Path) -> dict:
+    """The evaluate stage's whole result: the headline file and the details beside it."""
+    return merge((repo / EVAL).read_text(), (repo / DETAILS).read_text())
 
 
 def ran(stdout: str) -> set[str]:
@@ -31,14 +37,15 @@ def test_full_pipeline_runs_every_stage(pipeline):
     repo, out = pipeline
     assert ran(out.stdout) == {"prepare", "features", "train", "generate", "evaluate"}
     for f in ("data/generated/samples.npz", "data/generated/plots/samples.png",
-              "data/generated/plots/interpolation.png", "models/classifier.keras", "metrics/eval.json"):
+              "data/generated/plots/interpolation.png", "models/classifier.keras", "metrics/eval.json",
+              "metrics/eval_details.json"):
         assert (repo / f).is_file(), f
     assert json.loads((repo / "metrics/features.json").read_text())["test_accuracy"] > 0.6
 
 
 def test_trained_generator_lies_between_floor_and_ceiling(pipeline):
     repo, _ = pipeline
-    m = json.loads((repo / "metrics/eval.json").read_text())
+    m = eval_result(repo)
     floor, ceiling = m["reference"]["floor_real_train"], m["reference"]["ceiling_untrained_generator"]
     for key in ("fd_clf_1k", "kid_clf_1k_mean"):
         assert floor[key] < m[key] < ceiling[key], (key, floor[key], m[key], ceiling[key])
@@ -64,7 +71,7 @@ def test_ganpipe_evaluate_scores_a_png_folder_and_an_npz_with_the_stage_protocol
 
     repo, _ = pipeline
     ganpipe = str(Path(sys.prefix) / "bin" / "ganpipe")
-    m = json.loads((repo / "metrics/eval.json").read_text())
+    m = eval_result(repo)
     out = subprocess.run([ganpipe, "evaluate", "--samples", "data/generated/samples.npz", "--json", str(tmp_path / "s.json")],
                          cwd=repo, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -90,7 +97,7 @@ def test_second_repro_runs_nothing_and_param_change_reruns_downstream_only(pipel
     assert ran(dvc("repro", cwd=repo).stdout) == set()
     set_params(repo, "generate", n_samples=1200)
     assert ran(dvc("repro", cwd=repo).stdout) == {"generate", "evaluate"}
-    m = json.loads((repo / "metrics/eval.json").read_text())
+    m = eval_result(repo)
     assert "fd_clf_1200" in m
     set_params(repo, "train", epochs=9)
     out = dvc("repro", cwd=repo)
@@ -118,6 +125,6 @@ def test_an_unlabelled_folder_runs_through_dvc_repro(tmp_path, fashion_slice):
     out = dvc("repro", cwd=repo)
     assert ran(out.stdout) == {"prepare", "features", "train", "generate", "evaluate"}
     assert json.loads((repo / "metrics/features.json").read_text())["task"] == "rotation"
-    m = json.loads((repo / "metrics/eval.json").read_text())
+    m = eval_result(repo)
     assert m["protocol"]["extractor_task"] == "rotation" and not any(k.startswith("clf_score") for k in m)
     assert m["fd_clf_300"] < m["reference"]["ceiling_untrained_generator"]["fd_clf_300"]

@@ -71,3 +71,20 @@ def test_floor_ceiling_columns_and_markdown_images(tmp_path):
     md = (tmp_path / "out/r.md").read_text()
     assert "![samples workspace](report_samples_0.png)" in md
     assert (tmp_path / "out/report_samples_0.png").read_bytes() == b"\x89PNG fake"
+
+
+def test_results_split_into_headline_and_details_and_merge_back():
+    import json
+
+    from ganpipe.results import merge, split
+
+    real, gen = feats(1200, 0), feats(1000, 1, shift=0.5)
+    full = eval_of(gen, real) | {"ssim_pairwise_real": 0.08, "ssim_nn_train_gen_max": 0.9, "ssim_nn_train_samples": 5}
+    headline, details = split(full, {"img_per_sec": 185.0, "wall_seconds": 2000})
+    assert set(headline) == {"fd_clf_1k", "fd_inf_clf", "kid_clf_1k_mean", "precision_clf_k3_1k", "recall_clf_k3_1k",
+                             "density_clf_k5_1k", "coverage_clf_k5_1k", "train_img_per_sec"}
+    assert all(isinstance(v, float) for v in headline.values())  # flat: one column per number
+    assert "protocol" in details and "fd_clf_1k_ci95_lo" in details and "kid_clf_1k_std" in details
+    merged = merge(json.dumps(headline), json.dumps(details))
+    assert merged == full | {"train_img_per_sec": 185.0}
+    assert merge(json.dumps(full), None) == full  # a revision from before the split

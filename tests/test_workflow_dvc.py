@@ -90,8 +90,16 @@ def test_exp_run_with_set_param_is_reported_by_exp_show(project):
     make = (Path(__file__).parents[1] / "Makefile").read_text()
     cmd = shlex.split(re.search(r"dvc exp show (.*)", make).group(1).replace("$$", "$"))
     header = dvc("exp", "show", *cmd, cwd=repo).stdout.splitlines()[0]
-    for column in ("fd_clf_1k", "fd_inf_clf", "kid_clf_1k_mean", "coverage_clf_k5_1k", "protocol.n_real", "model.loss"):
+    for column in ("fd_clf_1k", "fd_inf_clf", "kid_clf_1k_mean", "coverage_clf_k5_1k", "model.loss"):
         assert column in header, (column, header)
+    # plain `dvc exp show`: the headline metrics among its first 15 columns, no hashes or per-class counts
+    columns = dvc("exp", "show", "--csv", cwd=repo).stdout.splitlines()[0].split(",")
+    first = [c for c in columns if c not in ("rev", "typ", "parent", "State", "Executor")][:15]  # as the table shows
+    for column in ("fd_clf_1k", "fd_inf_clf", "kid_clf_1k_mean", "precision_clf_k3_1k", "recall_clf_k3_1k",
+                   "train_img_per_sec"):
+        assert column in first, (column, first)
+    assert len([c for c in columns if c.endswith("d_loss")]) <= 1, columns  # not reported twice
+    assert not [c for c in columns if "sha256" in c or "per_class" in c or c.startswith("protocol")], columns
 
 
 def test_queued_profile_experiments_run_with_exactly_the_params_they_name(project):
@@ -162,20 +170,20 @@ def test_commits_compare_with_metrics_and_params_diff_and_the_offline_report(pro
 def test_a_fresh_clone_without_cache_or_remote_shows_every_number(project, tmp_path):
     """Metrics, params, loss tables and the report come from git: no `dvc pull`, no cache, no remote."""
     repo, _ = project
-    set_params(repo, "evaluate", bootstrap=21)
+    set_params(repo, "evaluate", kid_subsets=21)
     assert ran_stages(dvc("repro", cwd=repo).stdout) == {"evaluate"}
     sh(["git", "add", "-A"], repo)
-    sh(["git", "commit", "-qm", "21 bootstrap resamples"], repo)
+    sh(["git", "commit", "-qm", "21 KID subsets"], repo)
     clone = tmp_path / "bare-clone"
     sh(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
     os.symlink(sys.prefix, clone / ".venv")
     (clone / ".dvc/config").write_text("")  # no remote either
     assert not (clone / ".dvc/cache").exists()
     shown = json.loads(dvc("metrics", "show", "--json", cwd=clone).stdout)
-    assert "fd_clf_1k" in json.dumps(shown) and "d_loss" in json.dumps(shown)
+    assert "fd_clf_1k" in json.dumps(shown) and "test_accuracy" in json.dumps(shown)
     diff = json.loads(dvc("metrics", "diff", "HEAD~1", "--json", cwd=clone).stdout)
-    assert "fd_clf_1k_ci95_lo" in json.dumps(diff)  # 20 -> 21 bootstrap resamples moved the interval
-    assert "evaluate.bootstrap" in dvc("params", "diff", "HEAD~1", cwd=clone).stdout
+    assert "kid_clf_1k_mean" in json.dumps(diff)  # 20 -> 21 subsets moved the KID estimate
+    assert "evaluate.kid_subsets" in dvc("params", "diff", "HEAD~1", cwd=clone).stdout
     plots = json.loads(dvc("plots", "diff", "HEAD~1", "--json", cwd=clone).stdout)
     assert plots["data"]["Losses per epoch (x = step)"], plots.get("errors")
     out = sh([str(Path(sys.prefix) / "bin" / "ganpipe"), "report", "HEAD~1", "HEAD", "-o", "r/r.html"], clone)

@@ -1,0 +1,38 @@
+"""The evaluate stage's results in two git-tracked files.
+
+``metrics/eval.json`` holds the headline numbers, one per metric (DVC's metric columns in ``dvc exp show``
+and ``dvc metrics diff``); ``metrics/eval_details.json`` (an output, not a metric) holds their intervals,
+the subsets' spread, the reference points, per-class figures and the protocol. :func:`merge` puts them
+back together (``ganpipe report`` and the tests read results through it; revisions from before the
+split have everything in ``eval.json``, which merges to the same thing).
+"""
+
+from __future__ import annotations
+
+import json
+
+EVAL = "metrics/eval.json"
+DETAILS = "metrics/eval_details.json"
+TRAIN = "metrics/train.json"
+# numbers that qualify a headline number rather than being one
+_QUALIFIERS = ("_ci95_lo", "_ci95_hi", "_std", "_max", "_samples")
+
+
+def is_headline(key: str, value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and not key.endswith(_QUALIFIERS)
+            and not key.startswith("ssim_pairwise_real"))  # the real set's diversity: a reference point
+
+
+def split(result: dict, train: dict | None = None) -> tuple[dict, dict]:
+    """(headline, details) of the evaluate stage's result; ``train`` (``metrics/train.json``) adds the
+    training throughput as ``train_img_per_sec``, so that one file holds every headline number."""
+    headline = {k: v for k, v in result.items() if is_headline(k, v)}
+    if train and isinstance(train.get("img_per_sec"), (int, float)):
+        headline["train_img_per_sec"] = train["img_per_sec"]
+    return headline, {k: v for k, v in result.items() if k not in headline}
+
+
+def merge(headline: bytes | str | None, details: bytes | str | None) -> dict:
+    """The whole result from the two files' contents (either may be None: absent)."""
+    out = json.loads(details) if details is not None else {}
+    return out | (json.loads(headline) if headline is not None else {})
