@@ -2,16 +2,13 @@
 intervals and floor/ceiling references: headline numbers into metrics/eval.json, the rest into
 metrics/eval_details.json (ganpipe.results)."""
 
-import json
-from pathlib import Path
-
 from ganpipe import params
 from ganpipe.data import load_split
 from ganpipe.evaluation import evaluate, load_real_stats, load_samples, untrained_like
 from ganpipe.features import Extractor, inception_extractor
 from ganpipe.generation import generate
 from ganpipe.io import write_json
-from ganpipe.results import DETAILS, EVAL, TRAIN, split
+from ganpipe.results import DETAILS, EVAL, split
 from ganpipe.saving import load_model
 from ganpipe.stage import run_stage
 
@@ -34,7 +31,7 @@ def main() -> None:
     ceiling, _ = generate(untrained_like(load_model("models/generator.keras"), base.seed), len(x), base.seed,
                           progress=False)
     result = evaluate(x, y, extractor, stats, train_x, test_x, test_y, ceiling, cfg, base.seed)
-    headline, details = split(result, json.loads(Path(TRAIN).read_text()))
+    headline, details = split(result)
     write_json(DETAILS, details)
     write_json(EVAL, headline)
     print("evaluate: " + ", ".join(f"{k} {v:.4g}" for k, v in result.items() if k.startswith(("fd_", "kid_")) and "ci95" not in k))
