@@ -43,7 +43,7 @@ lock:
 
 # Fashion-MNIST from Debian's package, or Keras' cache; never downloaded at run time.
 dataset:
-	@if $(PY) -c 'from ganpipe.data import find_fashion_mnist; find_fashion_mnist()' 2>/dev/null; then \
+	@if $(PY) -c 'from ganpipe.sources import find_fashion_mnist; find_fashion_mnist()' 2>/dev/null; then \
 	  echo "dataset: Fashion-MNIST found"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "dataset: installing Debian package dataset-fashion-mnist"; \

@@ -28,8 +28,8 @@ import tensorflow as tf  # noqa: E402
 
 from bench.baselines import KERAS_IO_WGAN_GP, keras_io_wgan_gp  # noqa: E402
 from bench.perf import graph_flops, matmul_peak, plain_step_fn, time_stage_steps  # noqa: E402
-from ganpipe import params, training  # noqa: E402
-from ganpipe.data import load_fashion_mnist  # noqa: E402
+from ganpipe import losses, params, training  # noqa: E402
+from ganpipe.sources import load_fashion_mnist  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def ours(x, y, steps):
     mc, tc = params.from_dict(params.Model, p["model"]), params.from_dict(params.Train, p["train"])
     b = tc.batch_size
     xs, ys = x[: b * (steps + 3)], y[: b * (steps + 3)].astype(np.int32)
-    training.configure_tf(tc, 0, second_order=mc.loss == "wgan-gp")
+    training.configure_tf(tc, 0, second_order=losses.get(mc.loss).second_order)
     gan = training.build_gan(mc, tc, 28, 1, 10)
     flops = graph_flops(plain_step_fn(gan).get_concrete_function(tf.TensorSpec((b, 28, 28, 1)))) / b
     t_real = time_stage_steps(gan, xs, ys, b, steps, tc)

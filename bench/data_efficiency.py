@@ -94,7 +94,7 @@ def run_cell(args) -> None:
     from ganpipe import params as P
     from ganpipe import training
     from ganpipe.evaluation import untrained_like
-    from ganpipe.features import Extractor
+    from ganpipe.features import ClassifierExtractor
     from ganpipe.generation import generate
     from ganpipe.io import load_npz, write_json
     from ganpipe.metrics import bootstrap_ci, feature_stats, frechet_distance
@@ -115,7 +115,7 @@ def run_cell(args) -> None:
     m = training.train(x, y, int(y.max()) + 1, f"{args.dataset}", mc, tc, 0, checkpoint_dir=out / "ckpt",
                        models_dir=out / "models", metrics_path=out / "train.json", live_dir=out / "live",
                        quality=QualityTracker(clf, stats, 2000, 0), progress=True)
-    extractor = Extractor(load_model(clf), "classifier", clf)
+    extractor = ClassifierExtractor.open(clf)
     real = load_npz(stats)
 
     def fd_of(feats):
@@ -142,21 +142,22 @@ def run_cell(args) -> None:
 
 def _classifier(x, y, xt, yt, work: Path, family: str, seed: int) -> None:
     from ganpipe import params as P
-    from ganpipe.features import Extractor, save_real_stats, train_classifier
+    from ganpipe.features import ClassifierExtractor, save_real_stats, train_classifier
     from ganpipe.saving import save_model
 
     cfg = P.from_dict(P.Features, dict(epochs=3, batch_size=128, width=32, feature_dim=128, lr=1e-3))
     model, acc = train_classifier(x, y, xt, yt, int(y.max()) + 1, cfg, seed, progress=False)
     path = work / f"{family}-classifier.keras"
     save_model(model, path)
-    save_real_stats(work / f"{family}-real_stats.npz", Extractor(model, "classifier", path)(xt)[0], path)
+    save_real_stats(work / f"{family}-real_stats.npz", ClassifierExtractor(model, path)(xt)[0], path)
     print(f"{family}: classifier test accuracy {acc:.3f}")
 
 
 def prepare(args, work: Path) -> list[str]:
     import shutil
 
-    from ganpipe.data import load_fashion_mnist, stratified_choice
+    from ganpipe.sources import load_fashion_mnist
+    from ganpipe.transforms import stratified_choice
     from ganpipe.io import save_npz
 
     names = []

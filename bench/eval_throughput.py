@@ -17,13 +17,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 
 from ganpipe import evaluation as E  # noqa: E402
 from ganpipe import metrics as M  # noqa: E402
 from ganpipe import params  # noqa: E402
-from ganpipe.data import load_fashion_mnist  # noqa: E402
-from ganpipe.features import Extractor, build_classifier  # noqa: E402
+from ganpipe.sources import load_fashion_mnist  # noqa: E402
+from ganpipe.features import ClassifierExtractor, build_classifier  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,7 +49,7 @@ def main():
     gen, gen_y = raw.test.x[: args.n], None
     real, real_y = raw.train.x[: args.n], raw.train.y[: args.n]
     train = raw.train.x
-    ex = Extractor(build_classifier(28, 1, 10, fc.width, fc.feature_dim), "classifier")
+    ex = ClassifierExtractor(build_classifier(28, 1, 10, fc.width, fc.feature_dim))
     t = Timer()
     real_f, _ = t("real features (features stage)", ex, real, cfg.batch_size)
     mu, sigma = M.feature_stats(real_f)

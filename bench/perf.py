@@ -54,9 +54,7 @@ def plain_step_fn(gan, jit_compile: bool = False):
     pipeline, no callbacks, no ``fit``): the reference the stage's machinery is measured against."""
     import tensorflow as tf
 
-    from ganpipe import losses
-
-    g, d, kind = gan.generator, gan.discriminator, gan.loss_kind
+    g, d = gan.generator, gan.discriminator
     d_opt, g_opt = gan.d_optimizer, gan.g_optimizer
     latent = gan.latent_dim
 
@@ -67,15 +65,15 @@ def plain_step_fn(gan, jit_compile: bool = False):
             z = tf.random.normal((b, latent))
             with tf.GradientTape() as tape:
                 fake = g(z, training=True)
-                loss = losses.d_loss(kind, d(real, training=True), d(fake, training=True))
-                if kind == "wgan-gp":
-                    eps = tf.random.uniform((b, 1, 1, 1))
-                    loss += gan.gp_weight * losses.gradient_penalty(d, real, fake, eps)
+                loss = gan.loss.d(d(real, training=True), d(fake, training=True))
+                if gan.loss.regulariser is not None:
+                    draws = {k: tf.random.uniform((b,)) for k in gan.loss.draws}  # the plain loop draws in-graph
+                    loss += gan.gp_weight * gan.loss.regulariser(d, real, fake, None, draws)
                 scaled = d_opt.scale_loss(loss)
             d_opt.apply_gradients(zip(tape.gradient(scaled, d.trainable_variables), d.trainable_variables))
         z = tf.random.normal((b, latent))
         with tf.GradientTape() as tape:
-            gl = losses.g_loss(kind, d(g(z, training=True), training=True))
+            gl = gan.loss.g(d(g(z, training=True), training=True))
             scaled = g_opt.scale_loss(gl)
         g_opt.apply_gradients(zip(tape.gradient(scaled, g.trainable_variables), g.trainable_variables))
         return loss, gl

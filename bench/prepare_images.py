@@ -23,7 +23,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ganpipe import data as D  # noqa: E402
+from ganpipe import sources as S  # noqa: E402
+from ganpipe import transforms as T  # noqa: E402
 
 
 def photo(seed: int, size: int) -> np.ndarray:
@@ -36,7 +37,7 @@ def photo(seed: int, size: int) -> np.ndarray:
 def full_size(path: Path, size: int) -> np.ndarray:
     with Image.open(path) as im:
         arr = np.asarray(im.convert("RGB"))
-    return D.resize_images([arr], size)[0]
+    return T.resize_images([arr], size)[0]
 
 
 def main() -> None:
@@ -55,7 +56,7 @@ def main() -> None:
         fast, slow, diffs = [], [], []
         for i, path in enumerate(sorted(root.iterdir())):
             t = time.perf_counter()
-            a = D.resize_images([D.read_image(path, args.out)], args.out)[0]
+            a = T.resize_images([S.read_image(path, args.out)], args.out)[0]
             fast.append(time.perf_counter() - t)
             if i < args.full:
                 t = time.perf_counter()
@@ -63,8 +64,8 @@ def main() -> None:
                 slow.append(time.perf_counter() - t)
                 diffs.append(np.abs(a.astype(float) - b).mean())
         t = time.perf_counter()
-        raw = D.load_image_dir(root, size=args.out)
-        D.resize_images(raw.train.x, args.out)
+        raw = S.load_image_dir(root, size=args.out)
+        T.resize_images(raw.train.x, args.out)
         whole = time.perf_counter() - t
     print(f"{args.n} JPEGs {args.size}x{args.size} -> {args.out} px")
     print(f"prepare path: {statistics.median(fast) * 1000:.0f} ms/image (median), all {args.n} through "

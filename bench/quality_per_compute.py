@@ -28,13 +28,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the bench.* helpers
 import numpy as np  # noqa: E402
 
-from ganpipe import params, training  # noqa: E402
-from ganpipe.data import load_split  # noqa: E402
-from ganpipe.evaluation import load_real_stats  # noqa: E402
-from ganpipe.features import Extractor  # noqa: E402
+from ganpipe import losses, params, training  # noqa: E402
+from ganpipe.prepare import load_split  # noqa: E402
+from ganpipe.features import ClassifierExtractor, load_real_stats  # noqa: E402
 from ganpipe.generation import generate  # noqa: E402
 from ganpipe.metrics import feature_stats, frechet_distance  # noqa: E402
-from ganpipe.saving import load_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSIFIER = REPO / "models/classifier.keras"
@@ -49,7 +47,7 @@ class Ours:
         p = params.read_params_file(REPO / "params.yaml")
         self.mc = params.from_dict(params.Model, p["model"])
         self.tc = params.from_dict(params.Train, p["train"])
-        training.configure_tf(self.tc, seed, second_order=self.mc.loss == "wgan-gp")
+        training.configure_tf(self.tc, seed, second_order=losses.get(self.mc.loss).second_order)
         self.gan = training.build_gan(self.mc, self.tc, x.shape[1], x.shape[3], num_classes)
         self.x, self.y, self.seed, self.chunk = x, y.astype(np.int32), seed, chunk
         self.pl = training.plan(len(x), self.tc)
@@ -130,9 +128,10 @@ def main():
     args = ap.parse_args()
 
     seed = params.load("base", REPO / "params.yaml").seed
-    x, y, meta = load_split(TRAIN)
+    split = load_split(TRAIN)
+    x, y = split.x, split.y
     num_classes = int(y.max()) + 1 if y is not None else 0
-    extractor = Extractor(load_model(CLASSIFIER), "classifier", CLASSIFIER)
+    extractor = ClassifierExtractor.open(CLASSIFIER)
     stats = load_real_stats(STATS, CLASSIFIER)
 
     def score(generator):

@@ -26,14 +26,13 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the bench.* helpers
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from ganpipe import params, training  # noqa: E402
+from ganpipe import losses, params, training  # noqa: E402
 from bench.perf import plain_step_fn, time_stage_steps  # noqa: E402
-from ganpipe.data import load_fashion_mnist  # noqa: E402
+from ganpipe.sources import load_fashion_mnist  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +41,7 @@ def bench_one(arch, loss, x, y, steps, batch, base_model, base_train, precision=
     """Median img/s of ``rounds`` plain and stage measurements, interleaved plain/stage/plain/stage so that
     a busy machine weighs on both alike; each measurement builds its networks anew and is warmed up."""
     mc = params.from_dict(params.Model, base_model | {"arch": arch, "loss": loss,
-                                                      "critic_steps": 1 if loss != "wgan-gp" else base_model["critic_steps"]})
+                                                      "critic_steps": base_model["critic_steps"] if losses.get(loss).regulariser else 1})
     tc = params.from_dict(params.Train, base_train | {"batch_size": batch, "max_steps": None, "precision": precision,
                                                       "jit_compile": xla, "deterministic": base_train["deterministic"] and not xla})
     n = batch * (steps + 5)
@@ -50,7 +49,7 @@ def bench_one(arch, loss, x, y, steps, batch, base_model, base_train, precision=
     real = [training.scale_images(xs[i * batch:(i + 1) * batch]) for i in range(steps + 5)]
     plain, stage, ckpt = [], [], []
     for _ in range(rounds):
-        training.configure_tf(tc, 0, second_order=loss == "wgan-gp")
+        training.configure_tf(tc, 0, second_order=losses.get(loss).second_order)
         gan = training.build_gan(mc, tc, 28, 1, 10)
         step = plain_step_fn(gan, jit_compile=xla)
         for r in real[:3]:
@@ -61,7 +60,7 @@ def bench_one(arch, loss, x, y, steps, batch, base_model, base_train, precision=
         [t.numpy() for t in out]
         plain.append(steps * batch / (time.perf_counter() - t0))
 
-        training.configure_tf(tc, 0, second_order=loss == "wgan-gp")
+        training.configure_tf(tc, 0, second_order=losses.get(loss).second_order)
         gan = training.build_gan(mc, tc, 28, 1, 10)
         stage_s = time_stage_steps(gan, xs, ys, batch, steps, tc)
         with tempfile.TemporaryDirectory() as tmp:

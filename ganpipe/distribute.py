@@ -16,6 +16,9 @@ from __future__ import annotations
 import os
 import typing
 
+import keras
+import tensorflow as tf
+
 from .errors import GanpipeError
 from .params import Train
 
@@ -25,8 +28,6 @@ CPU_DEVICES_ENV = "GANPIPE_CPU_DEVICES"
 
 def split_cpu(n: int) -> None:
     """Make ``n`` logical CPU devices (must run before TensorFlow initialises its devices)."""
-    import tensorflow as tf
-
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
@@ -39,8 +40,6 @@ def split_cpu(n: int) -> None:
 def make_strategy(kind: str):
     """The ``tf.distribute`` strategy for ``train.strategy`` (None for ``default``), after splitting the
     CPU if ``GANPIPE_CPU_DEVICES`` asks for it."""
-    import tensorflow as tf
-
     n_cpu = os.environ.get(CPU_DEVICES_ENV, "").strip()
     if n_cpu:
         if not n_cpu.isdigit() or int(n_cpu) < 1:
@@ -77,8 +76,6 @@ def replica_slices(arrays: dict, replicas: int, workers: int, worker: int) -> di
 def sync_batch_norm(models, on: bool = True) -> None:
     """Batch statistics over the global batch, not each replica's slice (TensorFlow backend). Turned off
     again before saving, so saved models load on any backend."""
-    import keras
-
     for model in models:
         for layer in model._flatten_layers():
             if isinstance(layer, keras.layers.BatchNormalization):

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from . import metrics as M
+from . import seeds
 from .errors import DataError
 from .io import load_npz, sha256_file
 
@@ -40,48 +42,97 @@ def load_samples(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None
     return arrays["x"], arrays.get("y")
 
 
-def load_real_stats(path: str | os.PathLike, classifier_path: str | os.PathLike) -> dict:
-    path = Path(path)
-    arrays = load_npz(path)
-    need = {"mu", "sigma", "features", "classifier_sha256"}
-    if not need <= set(arrays):
-        raise DataError(f"{path}: not a real-statistics file (missing {sorted(need - set(arrays))})")
-    if arrays["classifier_sha256"].item() != sha256_file(classifier_path):
-        raise DataError(f"{path}: was computed with another classifier than {classifier_path}; rerun the features stage")
-    d = arrays["features"].shape[1]
-    if arrays["mu"].shape != (d,) or arrays["sigma"].shape != (d, d):
-        raise DataError(f"{path}: inconsistent shapes mu {arrays['mu'].shape}, sigma {arrays['sigma'].shape}")
-    return arrays
+@dataclass(frozen=True)
+class Compared:
+    """One generated feature set against the real one: what every metric of :data:`METRICS` reads."""
+
+    gen: np.ndarray
+    real: np.ndarray
+    mu: np.ndarray
+    sigma: np.ndarray
+    cfg: object  # params.Evaluate
+    seed: int
+    tag: str  # clf | inc
+    count: str  # the generated count in names (10k)
+
+
+def _with_ci(name: str, value: float, lo: float, hi: float) -> dict:
+    return {name: value, f"{name}_ci95_lo": lo, f"{name}_ci95_hi": hi}
+
+
+def _fd(c: Compared) -> dict:
+    fd = M.frechet_distance(*M.feature_stats(c.gen, "generated features"), c.mu, c.sigma)
+    lo, hi = M.bootstrap_ci(lambda i: M.frechet_distance(*M.feature_stats(c.gen[i]), c.mu, c.sigma),
+                            len(c.gen), c.cfg.bootstrap, c.seed)
+    return _with_ci(f"fd_{c.tag}_{c.count}", fd, lo, hi)
+
+
+def _fd_inf(c: Compared) -> dict:
+    if M.fd_infinity_min_fraction(len(c.gen), len(c.real), c.gen.shape[1]) is None:
+        return {}  # too few samples to extrapolate; the protocol says so
+    v = M.fd_infinity(c.gen, c.real, reps=c.cfg.bootstrap, seed=c.seed)
+    return _with_ci(f"fd_inf_{c.tag}", v.value, v.ci95_lo, v.ci95_hi)
+
+
+def _kid(c: Compared) -> dict:
+    size = M.kid_subset_size(c.cfg.kid_subset_size, len(c.real), len(c.gen))
+    k = M.kid(c.real, c.gen, c.cfg.kid_subsets, size, c.seed)
+    name = f"kid_{c.tag}_{c.count}"
+    return {f"{name}_mean": k.mean, f"{name}_std": k.std, f"{name}_mean_ci95_lo": k.ci95_lo,
+            f"{name}_mean_ci95_hi": k.ci95_hi}
+
+
+def _precision_recall(c: Compared) -> dict:
+    prec, rec = M.precision_recall(c.real, c.gen, c.cfg.pr_k)
+    return {f"precision_{c.tag}_k{c.cfg.pr_k}_{c.count}": prec, f"recall_{c.tag}_k{c.cfg.pr_k}_{c.count}": rec}
+
+
+def _density_coverage(c: Compared) -> dict:
+    dens, cov = M.density_coverage(c.real, c.gen, c.cfg.dc_k)
+    return {f"density_{c.tag}_k{c.cfg.dc_k}_{c.count}": dens, f"coverage_{c.tag}_k{c.cfg.dc_k}_{c.count}": cov}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registry entry: the function of a :class:`Compared` that gives the metric's named numbers, the
+    prefixes of those names, and the protocol entries that move their expected value (``ganpipe report``
+    compares two runs' metric only when these agree)."""
+
+    compute: Callable[[Compared], dict]
+    prefixes: tuple[str, ...]
+    protocol: tuple[str, ...]
+
+
+EXTRACTOR_PROTOCOL = ("extractor", "extractor_task", "extractor_sha256", "feature_dim", "real_split")
+COUNTS_PROTOCOL = EXTRACTOR_PROTOCOL + ("n_generated", "n_real")
+# The metrics of one generated feature set against the real one. FD-infinity and KID are free of the sample
+# counts' bias (the counts still set their intervals, which say so). Adding a metric: its function in
+# ganpipe/metrics.py, an entry here, a test.
+METRICS: dict[str, Metric] = {
+    "fd": Metric(_fd, ("fd_",), COUNTS_PROTOCOL),
+    "fd_inf": Metric(_fd_inf, ("fd_inf_",), EXTRACTOR_PROTOCOL),
+    "kid": Metric(_kid, ("kid_",), EXTRACTOR_PROTOCOL),
+    "precision_recall": Metric(_precision_recall, ("precision_", "recall_"), COUNTS_PROTOCOL + ("pr_k",)),
+    "density_coverage": Metric(_density_coverage, ("density_", "coverage_"), COUNTS_PROTOCOL + ("dc_k",)),
+}
+# name prefix -> protocol entries, for every metric of metrics/eval.json (the longest matching prefix wins)
+PROTOCOL_KEYS = {prefix: m.protocol for m in METRICS.values() for prefix in m.prefixes} | {
+    "clf_": ("extractor_sha256", "n_generated"), "ssim_": ("ssim",)}
 
 
 def quality(gen_feats, real_feats, real_mu, real_sigma, cfg, seed: int, tag: str) -> dict:
-    """FD (bootstrap CI over generated samples) and FD-infinity (CI), KID (CI from disjoint blocks),
-    precision/recall, density/coverage of one generated set against the real set."""
+    """Every metric of :data:`METRICS` for one generated feature set against the real set."""
     for f, what, key in ((gen_feats, "generated samples", "generate.n_samples"),
                          (real_feats, "real test images", "prepare.max_test")):
         if len(f) <= f.shape[1]:
             raise DataError(f"{len(f)} {what} are too few for {f.shape[1]}-dimensional features (need more "
                             f"than {f.shape[1]}; raise {key} or lower features.feature_dim)")
     gen_feats = M.finite(gen_feats, "generated features")
-    n = len(gen_feats)
-    fd = M.frechet_distance(*M.feature_stats(gen_feats, "generated features"), real_mu, real_sigma)
-    lo, hi = M.bootstrap_ci(lambda i: M.frechet_distance(*M.feature_stats(gen_feats[i]), real_mu, real_sigma),
-                            n, cfg.bootstrap, seed)
-    if M.fd_infinity_min_fraction(n, len(real_feats), gen_feats.shape[1]) is None:
-        inf = {}  # too few samples to extrapolate; the protocol says so
-    else:
-        v = M.fd_infinity(gen_feats, real_feats, reps=cfg.bootstrap, seed=seed)
-        inf = {f"fd_inf_{tag}": v.value, f"fd_inf_{tag}_ci95_lo": v.ci95_lo, f"fd_inf_{tag}_ci95_hi": v.ci95_hi}
-    k = M.kid(real_feats, gen_feats, cfg.kid_subsets, M.kid_subset_size(cfg.kid_subset_size, len(real_feats), n), seed)
-    prec, rec = M.precision_recall(real_feats, gen_feats, cfg.pr_k)
-    dens, cov = M.density_coverage(real_feats, gen_feats, cfg.dc_k)
-    c = count_name(n)
-    return {f"fd_{tag}_{c}": fd, f"fd_{tag}_{c}_ci95_lo": lo, f"fd_{tag}_{c}_ci95_hi": hi,
-            **inf,
-            f"kid_{tag}_{c}_mean": k.mean, f"kid_{tag}_{c}_std": k.std,
-            f"kid_{tag}_{c}_mean_ci95_lo": k.ci95_lo, f"kid_{tag}_{c}_mean_ci95_hi": k.ci95_hi,
-            f"precision_{tag}_k{cfg.pr_k}_{c}": prec, f"recall_{tag}_k{cfg.pr_k}_{c}": rec,
-            f"density_{tag}_k{cfg.dc_k}_{c}": dens, f"coverage_{tag}_k{cfg.dc_k}_{c}": cov}
+    c = Compared(gen_feats, real_feats, real_mu, real_sigma, cfg, seed, tag, count_name(len(gen_feats)))
+    out = {}
+    for metric in METRICS.values():
+        out |= metric.compute(c)
+    return out
 
 
 def protocol(extractor, n_generated: int, real_feats: np.ndarray, cfg) -> dict:
@@ -124,7 +175,7 @@ def ssim_block(gen, gen_y, real, real_y, train, cfg, seed: int) -> dict:
                 per[str(int(c))] = float(M.pairwise_ssim(sel, max(cfg.ssim_pairs // 10, 10), seed).mean())
         out[f"ssim_pairwise_{name}_per_class"] = per
     m = min(cfg.memorisation_samples, len(gen))
-    idx = np.random.default_rng(seed).choice(len(gen), m, replace=False)
+    idx = seeds.rng(seed, "evaluate").choice(len(gen), m, replace=False)
     nn = M.nearest_neighbours(gen[idx], train)
     vals = M.ssim(g[idx], train[nn].astype(np.float64) / 255.0)
     lo, hi = M.bootstrap_ci(lambda i: vals[i].mean(), len(vals), cfg.bootstrap, seed)
@@ -134,16 +185,13 @@ def ssim_block(gen, gen_y, real, real_y, train, cfg, seed: int) -> dict:
     return out
 
 
-def evaluate(samples, sample_labels, extractor, real_stats: dict, train_x, test_x, test_y, ceiling_samples,
-             cfg, seed: int) -> dict:
-    """All metrics of ``samples`` plus floor and ceiling reference points, as one flat-ish dict."""
-    tag = "clf" if extractor.kind == "classifier" else "inc"
+def evaluate(samples, sample_labels, extractor, real, train_x, test_x, test_y, ceiling_samples, cfg,
+             seed: int) -> dict:
+    """All metrics of ``samples`` against ``real`` (a ``features.RealSet``) plus floor and ceiling
+    reference points, as one flat-ish dict."""
+    tag = extractor.tag
     extractor.check(samples, "generated samples")
-    if real_stats is not None:
-        real_feats, mu, sigma = real_stats["features"].astype(np.float64), real_stats["mu"], real_stats["sigma"]
-    else:
-        real_feats, _ = extractor(test_x, cfg.batch_size)
-        mu, sigma = M.feature_stats(real_feats)
+    real_feats, mu, sigma = real.features, real.mu, real.sigma
     feats, probs = extractor(samples, cfg.batch_size)
     n = len(samples)
     out = quality(feats, real_feats, mu, sigma, cfg, seed, tag)
@@ -157,7 +205,7 @@ def evaluate(samples, sample_labels, extractor, real_stats: dict, train_x, test_
     out |= ssim_block(samples, sample_labels, test_x, test_y, train_x, cfg, seed)
 
     # reference points, same protocol and sample count
-    rng = np.random.default_rng(seed)
+    rng = seeds.rng(seed, "evaluate")
     floor_x = train_x[rng.choice(len(train_x), min(n, len(train_x)), replace=False)]
     floor_f, _ = extractor(floor_x, cfg.batch_size)
     ceil_f, _ = extractor(ceiling_samples, cfg.batch_size)
@@ -172,7 +220,7 @@ def evaluate(samples, sample_labels, extractor, real_stats: dict, train_x, test_
 
 def untrained_like(generator, seed: int):
     """A freshly initialised generator of the same architecture (the ceiling reference)."""
-    import keras
+    import keras  # here: ganpipe report imports this module's protocol table and needs no TensorFlow
 
     keras.utils.set_random_seed(seed)
     return keras.models.clone_model(generator)

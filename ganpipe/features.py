@@ -9,21 +9,26 @@ used only when its ImageNet weights are already in Keras' cache.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
+from keras import layers
 
+from . import seeds
 from .errors import DataError, GanpipeError
-from .io import save_npz, sha256_file
+from .io import load_npz, save_npz, sha256_file
+from .metrics import feature_stats
+from .prepare import load_split
+from .saving import load_model
 
 INCEPTION_WEIGHTS = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
 def build_classifier(size: int, channels: int, num_classes: int, width: int, feature_dim: int,
                      name: str = "classifier"):
-    import keras
-    from keras import layers
-
     x = inp = keras.Input((size, size, channels), name="image")
     for ch in (width, width * 2):
         x = layers.Conv2D(ch, 3, padding="same", activation="relu")(x)
@@ -61,12 +66,7 @@ def classifier_task(y, num_classes: int) -> str:
 def train_classifier(x, y, x_test, y_test, num_classes: int, cfg, seed: int, progress: bool = True):
     """Train the classifier (on the labels, or on rotations when there are fewer than 2 classes); return
     it and its test accuracy."""
-    import keras
-    import tensorflow as tf
-
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    seeds.seed_tf(seed)
     name = "classifier"
     if classifier_task(y, num_classes) == ROTATION:
         (x, y), (x_test, y_test), num_classes, name = rotations(x), rotations(x_test), 4, f"classifier_{ROTATION}"
@@ -79,65 +79,106 @@ def train_classifier(x, y, x_test, y_test, num_classes: int, cfg, seed: int, pro
     return model, float(acc)
 
 
-class Extractor:
-    """Batched features and class probabilities from a classifier or InceptionV3."""
+def _batched(fn, images: np.ndarray, batch_size: int) -> list:
+    return [fn(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
 
-    def __init__(self, model, kind: str, path: str | os.PathLike | None = None):
-        import keras
 
-        self.kind, self.path = kind, path
-        self.model = model
-        self.task = None
-        if kind == "classifier":
-            self.task = ROTATION if model.name.endswith(ROTATION) else "classes"
-            self.input_shape = tuple(model.input_shape[1:])
-            self.net = keras.Model(model.input, [model.get_layer("features").output, model.output])
-        else:
-            self.input_shape = None
-            self.net = model
+class ClassifierExtractor:
+    """Features (the ``features`` layer) and class probabilities from the ``features`` stage's classifier;
+    its real statistics are that stage's ``real_stats.npz``. ``task``: ``classes``, or ``rotation`` when
+    it was trained without labels (its probabilities are then not the data's classes: none are returned)."""
+
+    kind, tag = "classifier", "clf"
+
+    def __init__(self, model, path: str | os.PathLike | None = None):
+        self.path = path
+        self.task = ROTATION if model.name.endswith(ROTATION) else "classes"
+        self.input_shape = tuple(model.input_shape[1:])
+        self.net = keras.Model(model.input, [model.get_layer("features").output, model.output])
+
+    @classmethod
+    def open(cls, classifier_path: str | os.PathLike) -> "ClassifierExtractor":
+        return cls(load_model(classifier_path), classifier_path)
+
+    def real_set(self, stats_path, test_path, batch_size: int) -> "RealSet":
+        stats = load_real_stats(stats_path, self.path)
+        return RealSet(stats["features"].astype(np.float64), stats["mu"], stats["sigma"], self.input_shape)
 
     def check(self, images: np.ndarray, what: str) -> None:
-        if self.input_shape is not None and tuple(images.shape[1:]) != self.input_shape:
+        if tuple(images.shape[1:]) != self.input_shape:
             raise DataError(f"{self.path}: the classifier takes images of shape {self.input_shape}, "
                             f"but {what} has {tuple(images.shape[1:])}")
 
     def __call__(self, images: np.ndarray, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray | None]:
-        feats, probs = [], []
-        for i in range(0, len(images), batch_size):
-            batch = images[i:i + batch_size]
-            if self.kind == "classifier":
-                f, p = self.net(to_unit(batch), training=False)
-                probs.append(np.asarray(p, np.float64))
-            else:
-                f = self.net(_inception_input(batch), training=False)
-            feats.append(np.asarray(f, np.float64))
-        # class probabilities only where they are the data's classes (not rotations)
-        return np.concatenate(feats), (np.concatenate(probs) if probs and self.task == "classes" else None)
+        out = _batched(lambda b: [np.asarray(a, np.float64) for a in self.net(to_unit(b), training=False)],
+                       images, batch_size)
+        feats, probs = np.concatenate([f for f, _ in out]), np.concatenate([p for _, p in out])
+        return feats, (probs if self.task == "classes" else None)
+
+
+class InceptionExtractor:
+    """InceptionV3's 2048 pooled features (ImageNet weights from Keras' cache, never downloaded); its real
+    statistics are computed from the prepared test split. No class probabilities."""
+
+    kind, tag, task, input_shape = "inception", "inc", None, None
+
+    def __init__(self, model, path: str | os.PathLike | None = None):
+        self.net, self.path = model, path
+
+    @classmethod
+    def open(cls, classifier_path=None) -> "InceptionExtractor":
+        cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / INCEPTION_WEIGHTS
+        if not cache.is_file():
+            raise GanpipeError(
+                f"evaluate.extractor: inception needs the ImageNet weights at {cache}, which are absent and are "
+                f"never downloaded here; copy the file there (from a machine where keras.applications.InceptionV3"
+                f"(weights='imagenet', include_top=False) has run), or use extractor: classifier")
+        model = keras.applications.InceptionV3(include_top=False, weights=str(cache), pooling="avg",
+                                               input_shape=(299, 299, 3))
+        return cls(model, cache)
+
+    def real_set(self, stats_path, test_path, batch_size: int) -> "RealSet":
+        test_x = load_split(test_path).x
+        feats, _ = self(test_x, batch_size)
+        return RealSet(feats, *feature_stats(feats, "real features"), tuple(test_x.shape[1:]))
+
+    def check(self, images: np.ndarray, what: str) -> None:
+        """Any size and 1 or 3 channels: images are resized to 299x299 RGB."""
+
+    def __call__(self, images: np.ndarray, batch_size: int = 500) -> tuple[np.ndarray, None]:
+        feats = _batched(lambda b: np.asarray(self.net(_inception_input(b), training=False), np.float64),
+                         images, batch_size)
+        return np.concatenate(feats), None
+
+
+# The registry of extractors: its keys are the values ``evaluate.extractor`` accepts (a test checks the schema).
+EXTRACTORS = {cls.kind: cls for cls in (ClassifierExtractor, InceptionExtractor)}
+
+
+@dataclass
+class RealSet:
+    """The real side of every comparison: features of the real test images, their mean and covariance,
+    and the image shape samples must have (resized to it when scored from a folder)."""
+
+    features: np.ndarray
+    mu: np.ndarray
+    sigma: np.ndarray
+    image_shape: tuple
+
+
+def open_extractor(kind: str, classifier_path, stats_path, test_path, batch_size: int):
+    """The extractor ``evaluate.extractor`` names and the real set it compares with."""
+    extractor = EXTRACTORS[kind].open(classifier_path)
+    return extractor, extractor.real_set(stats_path, test_path, batch_size)
 
 
 def _inception_input(batch: np.ndarray):
     """uint8 NHWC -> 299x299 RGB in [-1, 1] with anti-aliased resize (grey replicated to RGB)."""
-    import tensorflow as tf
-
     x = tf.convert_to_tensor(batch, tf.float32)
     if x.shape[-1] == 1:
         x = tf.repeat(x, 3, axis=-1)
     x = tf.image.resize(x, (299, 299), method="bilinear", antialias=True)
     return x / 127.5 - 1.0
-
-
-def inception_extractor() -> Extractor:
-    import keras
-
-    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / INCEPTION_WEIGHTS
-    if not cache.is_file():
-        raise GanpipeError(
-            f"evaluate.extractor: inception needs the ImageNet weights at {cache}, which are absent and are never "
-            f"downloaded here; copy the file there (from a machine where keras.applications.InceptionV3"
-            f"(weights='imagenet', include_top=False) has run), or use extractor: classifier")
-    model = keras.applications.InceptionV3(include_top=False, weights=str(cache), pooling="avg",
-                                           input_shape=(299, 299, 3))
-    return Extractor(model, "inception", cache)
 
 
 def check_real_count(n: int, feature_dim: int, what: str = "the prepared test split") -> None:
@@ -150,8 +191,20 @@ def check_real_count(n: int, feature_dim: int, what: str = "the prepared test sp
 
 
 def save_real_stats(path: str | os.PathLike, features: np.ndarray, classifier_path: str | os.PathLike) -> None:
-    from .metrics import feature_stats
-
     mu, sigma = feature_stats(features)
     save_npz(path, mu=mu, sigma=sigma, features=features.astype(np.float32), n=np.int64(len(features)),
              classifier_sha256=np.asarray(sha256_file(classifier_path)))
+
+
+def load_real_stats(path: str | os.PathLike, classifier_path: str | os.PathLike) -> dict:
+    path = Path(path)
+    arrays = load_npz(path)
+    need = {"mu", "sigma", "features", "classifier_sha256"}
+    if not need <= set(arrays):
+        raise DataError(f"{path}: not a real-statistics file (missing {sorted(need - set(arrays))})")
+    if arrays["classifier_sha256"].item() != sha256_file(classifier_path):
+        raise DataError(f"{path}: was computed with another classifier than {classifier_path}; rerun the features stage")
+    d = arrays["features"].shape[1]
+    if arrays["mu"].shape != (d,) or arrays["sigma"].shape != (d, d):
+        raise DataError(f"{path}: inconsistent shapes mu {arrays['mu'].shape}, sigma {arrays['sigma'].shape}")
+    return arrays

@@ -69,6 +69,7 @@ class GAN(keras.Model):
         self.discriminator = discriminator
         self.ema_generator = ema_generator
         self.loss_kind = loss
+        self.loss = losses.get(loss)
         self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.gp_weight = gp_weight
@@ -107,8 +108,8 @@ class GAN(keras.Model):
         spec = {"z": ((s + 1, self.latent_dim), "normal")}
         if self.num_classes:
             spec["labels"] = ((s + 1,), self.num_classes)
-        if self.loss_kind == "wgan-gp":
-            spec["eps"] = ((s,), "uniform")
+        for name, dist in self.loss.draws.items():  # the regulariser's, one per critic step
+            spec[name] = ((s,), dist)
         if self.augment_ops:  # one draw per D call: real and fake per critic step, fake in the G step
             spec["aug"] = ((2 * s + 1, DRAWS_PER_OP * len(self.augment_ops)), "uniform")
         return spec
@@ -121,12 +122,11 @@ class GAN(keras.Model):
     def _d_call(self, x, labels, noise, k):
         if self.augment_ops:
             u = noise["aug"][:, k]
+            p = None if self.fixed_p == 1 else self.aug_p  # p = 1: no gating at all (DiffAugment)
             if self.adaptive:  # p starts at 0: skip the ops' cost until the controller raises it
-                x = tf.cond(self.aug_p > 0, lambda: augment(x, self.augment_ops, u, self.aug_p), lambda: x)
-            elif self.fixed_p < 1:
-                x = augment(x, self.augment_ops, u, self.aug_p)
-            else:
-                x = augment(x, self.augment_ops, u)
+                x = tf.cond(self.aug_p > 0, lambda: augment(x, self.augment_ops, u, p), lambda: x)
+            elif self.fixed_p > 0:
+                x = augment(x, self.augment_ops, u, p)
         return self.discriminator([x, labels] if self.num_classes else x, training=True)
 
     @staticmethod
@@ -146,18 +146,18 @@ class GAN(keras.Model):
         replicas = tf.distribute.get_replica_context().num_replicas_in_sync
         real_labels = tf.reshape(tf.cast(real_labels, "int32"), (-1, 1)) if self.num_classes else None
         d_vars = self.discriminator.trainable_variables
-        gp = tf.constant(0.0)
+        penalty = tf.constant(0.0)
         for i in range(self.critic_steps):
             z, fake_labels = noise["z"][:, i], self._fake_labels(noise, i)
             with tf.GradientTape() as tape:
                 fake = self.generator(self._g_inputs(z, fake_labels), training=True)
                 real_logits = self._d_call(real, real_labels, noise, 2 * i)
                 fake_logits = self._d_call(fake, fake_labels, noise, 2 * i + 1)
-                d_loss = losses.d_loss(self.loss_kind, real_logits, fake_logits)
-                if self.loss_kind == "wgan-gp":
-                    eps = tf.cast(tf.reshape(noise["eps"][:, i], (-1, 1, 1, 1)), real.dtype)
-                    gp = losses.gradient_penalty(self.discriminator, real, tf.cast(fake, real.dtype), eps, real_labels)
-                    d_loss = d_loss + self.gp_weight * gp
+                d_loss = self.loss.d(real_logits, fake_logits)
+                if self.loss.regulariser is not None:
+                    draws = {name: noise[name][:, i] for name in self.loss.draws}
+                    penalty = self.loss.regulariser(self.discriminator, real, fake, real_labels, draws)
+                    d_loss = d_loss + self.gp_weight * penalty
             self._apply(self.d_optimizer, tape, d_loss, d_vars, replicas)
 
         s = self.critic_steps
@@ -165,7 +165,7 @@ class GAN(keras.Model):
         g_vars = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             fake = self.generator(self._g_inputs(z, fake_labels), training=True)
-            g_loss = losses.g_loss(self.loss_kind, self._d_call(fake, fake_labels, noise, 2 * s))
+            g_loss = self.loss.g(self._d_call(fake, fake_labels, noise, 2 * s))
         self._apply(self.g_optimizer, tape, g_loss, g_vars, replicas)
 
         if self.ema_generator is not None:
@@ -177,7 +177,7 @@ class GAN(keras.Model):
         # rt: StyleGAN2-ADA's overfitting heuristic E[sign(D(real))] on the last critic step's real batch.
         rt = tf.reduce_mean(tf.sign(tf.cast(real_logits, tf.float32)))
         out = {"d_loss_step": d_loss, "g_loss_step": g_loss, "rt_step": rt}
-        out |= {"gp_step": gp} if self.loss_kind == "wgan-gp" else {}
+        out |= {f"{self.loss.log_key}_step": penalty} if self.loss.regulariser is not None else {}
         return {k: tf.reshape(v, (1,)) for k, v in out.items()}
 
     def _update_ema(self, g_vars):

@@ -6,7 +6,9 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
 
+from . import seeds
 from .errors import DataError
 from .plots import image_grid, to_uint8
 
@@ -32,10 +34,6 @@ def describe(generator, path: str | os.PathLike = "generator") -> GeneratorInfo:
     return GeneratorInfo(latent, num_classes, tuple(generator.output_shape[1:]))
 
 
-def _rng(seed: int, purpose: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(30, purpose)))
-
-
 def finite_images(images, generator_path: str | os.PathLike, first: int) -> np.ndarray:
     """Generator output as uint8; a DataError naming the generator when it holds NaN or Inf (cast to
     uint8 they would become black images that look like a bad but valid sample)."""
@@ -54,14 +52,12 @@ def generate(generator, n: int, seed: int, batch_size: int = 500, progress: bool
     """``n`` uint8 samples (N, H, W, C); conditional models get balanced labels 0..K-1 (returned).
     NaN or Inf output is a DataError naming ``path``."""
     info = describe(generator, path)
-    z = _rng(seed, 0).standard_normal((n, info.latent_dim)).astype(np.float32)
+    z = seeds.rng(seed, "generate", 0).standard_normal((n, info.latent_dim)).astype(np.float32)
     if info.num_classes and labels is None:
         labels = (np.arange(n) % info.num_classes).astype(np.int32)
     out = np.empty((n, *info.image_shape), np.uint8)
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=n, unit="img", desc="generate", dynamic_ncols=True)
     for i in range(0, n, batch_size):
         zb = z[i:i + batch_size]
@@ -86,7 +82,7 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
 def interpolation_strip(generator, rows: int, steps: int, seed: int) -> np.ndarray:
     """``rows`` rows of ``steps`` images along slerp paths between random latent pairs."""
     info = describe(generator)
-    rng = _rng(seed, 1)
+    rng = seeds.rng(seed, "generate", 1)
     t = np.linspace(0, 1, steps)
     zs = np.concatenate([slerp(*rng.standard_normal((2, info.latent_dim)), t) for _ in range(rows)])
     zs = zs.astype(np.float32)

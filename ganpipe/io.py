@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -75,13 +74,6 @@ def _write_npz(f, arrays: Mapping[str, np.ndarray]) -> None:
             info.external_attr = 0o644 << 16
             with zf.open(info, "w", force_zip64=True) as out:
                 np.lib.format.write_array(out, arr, allow_pickle=False)  # keeps 0-d shapes
-
-
-def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """Serialise arrays as an uncompressed ``.npz`` with fixed timestamps (no pickled objects)."""
-    buf = io.BytesIO()
-    _write_npz(buf, arrays)
-    return buf.getvalue()
 
 
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:

@@ -1,36 +1,54 @@
-"""GAN losses as pure functions of discriminator logits (means over the batch, float32).
+"""GAN losses: the registry :data:`LOSSES`, whose keys are the values ``model.loss`` accepts.
+
+A loss is its discriminator and generator functions of D's logits (means over the batch, float32) and,
+optionally, a regulariser added to D's loss with the weight ``model.gp_weight``, with the per-image random
+draws it needs each critic step (they come with the batch: ``GAN.noise_spec``) and whether it
+differentiates a gradient (``second_order``, which ``training.configure_tf`` must know).
 
 - ``ns``: non-saturating BCE (Goodfellow et al. 2014): D: softplus(-r) + softplus(f); G: softplus(-f).
 - ``hinge`` (Lim & Ye 2017): D: relu(1 - r) + relu(1 + f); G: -f.
 - ``wgan-gp`` (Gulrajani et al. 2017): D: f - r + weight * GP; G: -f. The penalty is
   (||grad_x D(x_hat)||_2 - 1)^2 at x_hat = eps * real + (1 - eps) * fake, eps ~ U[0, 1] per sample.
+
+Adding a loss: an entry here, its name in ``params.Model.loss`` (a test checks that the two agree).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
 
 import tensorflow as tf
 from keras import ops
 
 
-def d_loss(kind: str, real_logits, fake_logits):
-    real_logits = ops.cast(real_logits, "float32")
-    fake_logits = ops.cast(fake_logits, "float32")
-    if kind == "ns":
-        return ops.mean(ops.softplus(-real_logits)) + ops.mean(ops.softplus(fake_logits))
-    if kind == "hinge":
-        return ops.mean(ops.relu(1.0 - real_logits)) + ops.mean(ops.relu(1.0 + fake_logits))
-    if kind == "wgan-gp":
-        return ops.mean(fake_logits) - ops.mean(real_logits)
-    raise ValueError(f"unknown loss {kind!r}")
+def _f32(*logits):
+    return [ops.cast(v, "float32") for v in logits]
 
 
-def g_loss(kind: str, fake_logits):
-    fake_logits = ops.cast(fake_logits, "float32")
-    if kind == "ns":
-        return ops.mean(ops.softplus(-fake_logits))
-    if kind in ("hinge", "wgan-gp"):
-        return -ops.mean(fake_logits)
-    raise ValueError(f"unknown loss {kind!r}")
+def ns_d(real_logits, fake_logits):
+    r, f = _f32(real_logits, fake_logits)
+    return ops.mean(ops.softplus(-r)) + ops.mean(ops.softplus(f))
+
+
+def ns_g(fake_logits):
+    (f,) = _f32(fake_logits)
+    return ops.mean(ops.softplus(-f))
+
+
+def hinge_d(real_logits, fake_logits):
+    r, f = _f32(real_logits, fake_logits)
+    return ops.mean(ops.relu(1.0 - r)) + ops.mean(ops.relu(1.0 + f))
+
+
+def wasserstein_d(real_logits, fake_logits):
+    r, f = _f32(real_logits, fake_logits)
+    return ops.mean(f) - ops.mean(r)
+
+
+def minus_fake_g(fake_logits):
+    (f,) = _f32(fake_logits)
+    return -ops.mean(f)
 
 
 def interpolate(real, fake, eps):
@@ -49,3 +67,41 @@ def gradient_penalty(discriminator, real, fake, eps, labels=None):
     grads = tf.cast(tape.gradient(out, x_hat), "float32")
     norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
     return tf.reduce_mean(tf.square(norms - 1.0))
+
+
+def wgan_gp_penalty(discriminator, real, fake, real_labels, draws):
+    """The WGAN-GP regulariser of one critic step; ``draws["eps"]``: (B,) uniform interpolation weights."""
+    eps = tf.cast(tf.reshape(draws["eps"], (-1, 1, 1, 1)), real.dtype)
+    return gradient_penalty(discriminator, real, tf.cast(fake, real.dtype), eps, real_labels)
+
+
+@dataclass(frozen=True)
+class Loss:
+    d: Callable  # (real_logits, fake_logits) -> D's loss
+    g: Callable  # (fake_logits) -> G's loss
+    # (discriminator, real, fake, real_labels, draws) -> penalty, added to D's loss x model.gp_weight
+    regulariser: Callable | None = None
+    draws: dict = field(default_factory=dict)  # the regulariser's per-image draws: name -> distribution
+    second_order: bool = False  # the step differentiates a gradient (Grappler must stay off)
+    log_key: str = "gp"  # the regulariser's per-step log name (``<log_key>_step``)
+
+
+LOSSES: dict[str, Loss] = {
+    "ns": Loss(ns_d, ns_g),
+    "hinge": Loss(hinge_d, minus_fake_g),
+    "wgan-gp": Loss(wasserstein_d, minus_fake_g, wgan_gp_penalty, {"eps": "uniform"}, second_order=True),
+}
+
+
+def get(kind: str) -> Loss:
+    if kind not in LOSSES:
+        raise ValueError(f"unknown loss {kind!r} (known: {', '.join(LOSSES)})")
+    return LOSSES[kind]
+
+
+def d_loss(kind: str, real_logits, fake_logits):
+    return get(kind).d(real_logits, fake_logits)
+
+
+def g_loss(kind: str, fake_logits):
+    return get(kind).g(fake_logits)

@@ -44,6 +44,13 @@ def _gen_inputs(latent_dim: int, num_classes: int):
     return [z, label], layers.Concatenate()([z, emb])
 
 
+def _gen_output(inputs, h, channels: int):
+    """The convolutional generators' last layer: a 3x3 convolution to ``channels`` and a float32 tanh."""
+    h = layers.Conv2D(channels, 3, padding="same")(h)
+    out = layers.Activation("tanh", dtype="float32", name="image")(h)
+    return keras.Model(inputs, out, name="generator")
+
+
 def _disc_head(inputs, h, num_classes: int, spectral_norm: bool):
     """Flattened features -> logit, plus the projection term <embed(y), h> when conditional."""
     out = _sn(layers.Dense(1, name="logit"), spectral_norm)(h)
@@ -77,9 +84,7 @@ def dcgan_generator(size, channels, latent_dim, width, num_classes=0):
         h = layers.Conv2DTranspose(ch, 4, strides=2, padding="same", use_bias=False)(h)
         h = layers.BatchNormalization()(h)
         h = layers.ReLU()(h)
-    h = layers.Conv2D(channels, 3, padding="same")(h)
-    out = layers.Activation("tanh", dtype="float32", name="image")(h)
-    return keras.Model(inputs, out, name="generator")
+    return _gen_output(inputs, h, channels)
 
 
 def dcgan_discriminator(size, channels, width, num_classes=0, spectral_norm=False):
@@ -128,9 +133,7 @@ def resnet_generator(size, channels, latent_dim, width, num_classes=0):
         ch = max(width * 2 ** (n - 2 - i), width) if i < n - 1 else width
         h = _g_block(h, ch)
     h = layers.ReLU()(layers.BatchNormalization()(h))
-    h = layers.Conv2D(channels, 3, padding="same")(h)
-    out = layers.Activation("tanh", dtype="float32", name="image")(h)
-    return keras.Model(inputs, out, name="generator")
+    return _gen_output(inputs, h, channels)
 
 
 def resnet_discriminator(size, channels, width, num_classes=0, spectral_norm=True):
@@ -167,6 +170,8 @@ def mlp_discriminator(size, channels, width, num_classes=0, spectral_norm=False)
     return keras.Model(inputs, _disc_head(inputs, h, num_classes, spectral_norm), name="discriminator")
 
 
+# The registry of architectures: its keys are the values ``model.arch`` accepts (a test checks the schema).
+# Adding one: its two builders above (or in a module of their own) and an entry here.
 BUILDERS = {
     "dcgan": (dcgan_generator, dcgan_discriminator),
     "resnet": (resnet_generator, resnet_discriminator),

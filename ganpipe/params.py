@@ -23,6 +23,8 @@ from typing import Any, Callable, Literal
 import yaml
 
 from .errors import ParamsError
+from .sources import USAGE as SOURCE_USAGE
+from .sources import parse_source
 
 PARAMS_FILE = "params.yaml"
 
@@ -41,9 +43,10 @@ def section(name: str):
     return wrap
 
 
-def p(default, check: Callable[[Any], bool] | None = None, rule: str = "", doc: str = ""):
-    """A params field with a default, an optional value check and the rule it states."""
-    return field(default=default, metadata={"check": check, "rule": rule, "doc": doc})
+def p(check: Callable[[Any], bool] | None = None, rule: str = ""):
+    """A params field with an optional value check and the rule it states. No defaults: every key is read
+    from ``params.yaml`` (its comments document each key), so a default could only drift from it."""
+    return field(metadata={"check": check, "rule": rule})
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,48 +194,37 @@ def to_dict(obj) -> dict:
 
 @section("base")
 class Base:
-    seed: int = p(0, lambda v: 0 <= v < 2**31, "must be in [0, 2**31)", "the one seed every stage derives its RNGs from")
+    seed: int = p(lambda v: 0 <= v < 2**31, "must be in [0, 2**31)")
 
 
 def _valid_source(v: str) -> bool:
-    if v == "fashion-mnist":
-        return True
-    kind, sep, rest = v.partition(":")
-    return bool(sep) and kind in ("idx", "images", "npz") and bool(rest.strip())
+    return parse_source(v) is not None
 
 
 @section("prepare")
 class Prepare:
-    source: str = p(
-        "fashion-mnist",
-        _valid_source,
-        "must be 'fashion-mnist', 'idx:<dir>', 'images:<dir>' or 'npz:<file>'",
-        "where the images come from",
-    )
-    image_size: int = p(28, lambda v: 8 <= v <= 512 and v % 4 == 0, "must be a multiple of 4 in [8, 512]",
-                        "output height and width in pixels")
-    channels: int = p(1, lambda v: v in (1, 3), "must be 1 or 3", "output channels (grey or RGB)")
-    test_fraction: float = p(0.2, lambda v: 0.0 < v < 1.0, "must be in (0, 1)",
-                             "share of images held out, for sources without a split")
-    max_train: int | None = p(None, lambda v: v >= 1, "must be >= 1 or null", "cap on train images (stratified)")
-    max_test: int | None = p(None, lambda v: v >= 1, "must be >= 1 or null", "cap on test images (stratified)")
-    classes: tuple[int, ...] | None = p(
-        None, lambda v: len(v) > 0 and len(set(v)) == len(v) and min(v) >= 0,
-        "must be a non-empty list of distinct labels >= 0, or null", "keep only these labels (renumbered 0..k-1)")
-    on_bad_image: Literal["fail", "skip"] = p("fail", None, "", "an unreadable image aborts or is skipped")
+    source: str = p(_valid_source, f"must be {SOURCE_USAGE}")
+    image_size: int = p(lambda v: 8 <= v <= 512 and v % 4 == 0, "must be a multiple of 4 in [8, 512]")
+    channels: int = p(lambda v: v in (1, 3), "must be 1 or 3")
+    test_fraction: float = p(lambda v: 0.0 < v < 1.0, "must be in (0, 1)")
+    max_train: int | None = p(lambda v: v >= 1, "must be >= 1 or null")
+    max_test: int | None = p(lambda v: v >= 1, "must be >= 1 or null")
+    classes: tuple[int, ...] | None = p(lambda v: len(v) > 0 and len(set(v)) == len(v) and min(v) >= 0,
+                                        "must be a non-empty list of distinct labels >= 0, or null")
+    on_bad_image: Literal["fail", "skip"] = p()
 
 
 @section("model")
 class Model:
-    arch: Literal["dcgan", "resnet", "mlp"] = p("dcgan", None, "", "generator/discriminator family")
-    loss: Literal["ns", "hinge", "wgan-gp"] = p("ns", None, "", "non-saturating BCE, hinge or WGAN-GP")
-    latent_dim: int = p(64, lambda v: 1 <= v <= 4096, "must be in [1, 4096]", "size of the noise vector z")
-    g_width: int = p(64, lambda v: 4 <= v <= 2048, "must be in [4, 2048]", "generator channels at full resolution x 2^k")
-    d_width: int = p(64, lambda v: 4 <= v <= 2048, "must be in [4, 2048]", "discriminator channels at the first layer")
-    spectral_norm: bool = p(False, None, "", "spectral normalisation in the discriminator (dcgan, resnet)")
-    conditional: bool = p(False, None, "", "class-conditional G (label embedding) and D (projection)")
-    gp_weight: float = p(10.0, lambda v: v >= 0, "must be >= 0", "gradient-penalty weight (wgan-gp)")
-    critic_steps: int = p(1, lambda v: 1 <= v <= 20, "must be in [1, 20]", "discriminator steps per generator step")
+    arch: Literal["dcgan", "resnet", "mlp"] = p()
+    loss: Literal["ns", "hinge", "wgan-gp"] = p()
+    latent_dim: int = p(lambda v: 1 <= v <= 4096, "must be in [1, 4096]")
+    g_width: int = p(lambda v: 4 <= v <= 2048, "must be in [4, 2048]")
+    d_width: int = p(lambda v: 4 <= v <= 2048, "must be in [4, 2048]")
+    spectral_norm: bool = p()
+    conditional: bool = p()
+    gp_weight: float = p(lambda v: v >= 0, "must be >= 0")
+    critic_steps: int = p(lambda v: 1 <= v <= 20, "must be in [1, 20]")
 
 
 AUGMENT_OPS = ("translation", "cutout", "brightness", "saturation", "contrast")
@@ -240,38 +232,30 @@ AUGMENT_OPS = ("translation", "cutout", "brightness", "saturation", "contrast")
 
 @section("train")
 class Train:
-    batch_size: int = p(64, lambda v: 1 <= v <= 65536, "must be in [1, 65536]", "images per step")
-    epochs: int | None = p(None, lambda v: 1 <= v <= 100000, "must be in [1, 100000] or null", "passes over the train split")
-    kimg: float | None = p(300.0, lambda v: 0 < v <= 1e7, "must be in (0, 1e7] or null",
-                           "training length in thousands of real images shown (instead of epochs)")
-    max_steps: int | None = p(None, lambda v: v >= 1, "must be >= 1 or null", "stop after this many steps")
-    g_lr: float = p(2e-4, lambda v: 0 < v < 1, "must be in (0, 1)", "generator Adam learning rate")
-    d_lr: float = p(2e-4, lambda v: 0 < v < 1, "must be in (0, 1)", "discriminator Adam learning rate")
-    beta1: float = p(0.5, lambda v: 0 <= v < 1, "must be in [0, 1)", "Adam beta_1")
-    beta2: float = p(0.999, lambda v: 0 <= v < 1, "must be in [0, 1)", "Adam beta_2")
-    ema_decay: float = p(0.999, lambda v: 0 <= v < 1, "must be in [0, 1)", "generator EMA decay per step, 0 = off")
-    ema_rampup: float | None = p(0.05, lambda v: 0 < v <= 1, "must be in (0, 1] or null",
-                                 "EMA half-life capped at this fraction of the images seen; null = no ramp-up")
-    augment: tuple[Literal[AUGMENT_OPS], ...] = p(
-        (), lambda v: len(set(v)) == len(v), "must list each augmentation once", "augmentation ops on D's inputs")
-    augment_p: Literal["adaptive"] | float = p(
-        "adaptive", lambda v: v == "adaptive" or 0 <= v <= 1, "must be 'adaptive' or a probability in [0, 1]",
-        "probability of each augmentation op per image: fixed, or tuned from D's overfitting (ADA)")
-    ada_target: float = p(0.6, lambda v: 0 < v < 1, "must be in (0, 1)", "ADA: target of r_t = E[sign(D(real))]")
-    ada_kimg: float = p(100.0, lambda v: 0 < v <= 1e6, "must be in (0, 1e6]",
-                        "ADA: thousands of images for p to move by 1")
-    checkpoint_every: int = p(200, lambda v: v >= 1, "must be >= 1", "steps between checkpoints")
-    eval_every: float = p(50.0, lambda v: v >= 0, "must be >= 0", "kimg between quality evaluations, 0 = off")
-    eval_samples: int = p(2000, lambda v: 2 <= v <= 1000000, "must be in [2, 1000000]",
-                          "samples per quality evaluation during training")
-    keep: Literal["last", "best"] = p("best", None, "", "which generator snapshot becomes models/generator.keras")
-    strategy: Literal["default", "mirrored", "multi_worker"] = p(
-        "default", None, "", "tf.distribute: one device, every GPU of this machine, or the machines of TF_CONFIG")
-    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = p(
-        "float32", None, "", "Keras dtype policy; mixed_float16 adds dynamic loss scaling")
-    jit_compile: bool = p(False, None, "", "XLA-compile the train step")
-    deterministic: bool = p(True, None, "", "deterministic TF ops (bit-identical reruns on one machine)")
-    sample_grid: int = p(8, lambda v: 1 <= v <= 32, "must be in [1, 32]", "rows = columns of the per-epoch sample grid")
+    batch_size: int = p(lambda v: 1 <= v <= 65536, "must be in [1, 65536]")
+    epochs: int | None = p(lambda v: 1 <= v <= 100000, "must be in [1, 100000] or null")
+    kimg: float | None = p(lambda v: 0 < v <= 1e7, "must be in (0, 1e7] or null")
+    max_steps: int | None = p(lambda v: v >= 1, "must be >= 1 or null")
+    g_lr: float = p(lambda v: 0 < v < 1, "must be in (0, 1)")
+    d_lr: float = p(lambda v: 0 < v < 1, "must be in (0, 1)")
+    beta1: float = p(lambda v: 0 <= v < 1, "must be in [0, 1)")
+    beta2: float = p(lambda v: 0 <= v < 1, "must be in [0, 1)")
+    ema_decay: float = p(lambda v: 0 <= v < 1, "must be in [0, 1)")
+    ema_rampup: float | None = p(lambda v: 0 < v <= 1, "must be in (0, 1] or null")
+    augment: tuple[Literal[AUGMENT_OPS], ...] = p(lambda v: len(set(v)) == len(v), "must list each augmentation once")
+    augment_p: Literal["adaptive"] | float = p(lambda v: v == "adaptive" or 0 <= v <= 1,
+                                               "must be 'adaptive' or a probability in [0, 1]")
+    ada_target: float = p(lambda v: 0 < v < 1, "must be in (0, 1)")
+    ada_kimg: float = p(lambda v: 0 < v <= 1e6, "must be in (0, 1e6]")
+    checkpoint_every: int = p(lambda v: v >= 1, "must be >= 1")
+    eval_every: float = p(lambda v: v >= 0, "must be >= 0")
+    eval_samples: int = p(lambda v: 2 <= v <= 1000000, "must be in [2, 1000000]")
+    keep: Literal["last", "best"] = p()
+    strategy: Literal["default", "mirrored", "multi_worker"] = p()
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = p()
+    jit_compile: bool = p()
+    deterministic: bool = p()
+    sample_grid: int = p(lambda v: 1 <= v <= 32, "must be in [1, 32]")
 
     def validate(self):
         if (self.epochs is None) == (self.kimg is None):
@@ -286,30 +270,29 @@ class Train:
 
 @section("features")
 class Features:
-    epochs: int = p(4, lambda v: 1 <= v <= 1000, "must be in [1, 1000]", "classifier training epochs")
-    batch_size: int = p(128, lambda v: 1 <= v <= 65536, "must be in [1, 65536]", "classifier batch size")
-    width: int = p(32, lambda v: 4 <= v <= 1024, "must be in [4, 1024]", "channels of the first conv block")
-    feature_dim: int = p(128, lambda v: 2 <= v <= 4096, "must be in [2, 4096]", "size of the feature layer")
-    lr: float = p(1e-3, lambda v: 0 < v < 1, "must be in (0, 1)", "Adam learning rate")
+    epochs: int = p(lambda v: 1 <= v <= 1000, "must be in [1, 1000]")
+    batch_size: int = p(lambda v: 1 <= v <= 65536, "must be in [1, 65536]")
+    width: int = p(lambda v: 4 <= v <= 1024, "must be in [4, 1024]")
+    feature_dim: int = p(lambda v: 2 <= v <= 4096, "must be in [2, 4096]")
+    lr: float = p(lambda v: 0 < v < 1, "must be in (0, 1)")
 
 
 @section("generate")
 class Generate:
-    n_samples: int = p(10000, lambda v: v >= 1, "must be >= 1", "how many samples to draw")
-    batch_size: int = p(500, lambda v: 1 <= v <= 65536, "must be in [1, 65536]", "generator batch size")
-    grid: int = p(8, lambda v: 1 <= v <= 32, "must be in [1, 32]", "rows = columns of the sample grid")
-    interpolation_steps: int = p(10, lambda v: 2 <= v <= 64, "must be in [2, 64]", "images per interpolation row")
+    n_samples: int = p(lambda v: v >= 1, "must be >= 1")
+    batch_size: int = p(lambda v: 1 <= v <= 65536, "must be in [1, 65536]")
+    grid: int = p(lambda v: 1 <= v <= 32, "must be in [1, 32]")
+    interpolation_steps: int = p(lambda v: 2 <= v <= 64, "must be in [2, 64]")
 
 
 @section("evaluate")
 class Evaluate:
-    extractor: Literal["classifier", "inception"] = p("classifier", None, "", "feature extractor")
-    batch_size: int = p(500, lambda v: 1 <= v <= 65536, "must be in [1, 65536]", "feature extraction batch size")
-    kid_subsets: int = p(100, lambda v: 2 <= v <= 10000, "must be in [2, 10000]", "KID: number of subsets")
-    kid_subset_size: int = p(1000, lambda v: 2 <= v <= 100000, "must be in [2, 100000]", "KID: subset size")
-    pr_k: int = p(3, lambda v: 1 <= v <= 100, "must be in [1, 100]", "precision/recall: k of the k-NN manifolds")
-    dc_k: int = p(5, lambda v: 1 <= v <= 100, "must be in [1, 100]", "density/coverage: k of the real k-NN balls")
-    ssim_pairs: int = p(2000, lambda v: 1 <= v <= 1000000, "must be in [1, 1000000]", "pairs for pairwise SSIM")
-    memorisation_samples: int = p(1000, lambda v: 1 <= v <= 1000000, "must be in [1, 1000000]",
-                                  "generated samples compared with their nearest training image")
-    bootstrap: int = p(50, lambda v: 2 <= v <= 10000, "must be in [2, 10000]", "bootstrap resamples for 95% CIs")
+    extractor: Literal["classifier", "inception"] = p()
+    batch_size: int = p(lambda v: 1 <= v <= 65536, "must be in [1, 65536]")
+    kid_subsets: int = p(lambda v: 2 <= v <= 10000, "must be in [2, 10000]")
+    kid_subset_size: int = p(lambda v: 2 <= v <= 100000, "must be in [2, 100000]")
+    pr_k: int = p(lambda v: 1 <= v <= 100, "must be in [1, 100]")
+    dc_k: int = p(lambda v: 1 <= v <= 100, "must be in [1, 100]")
+    ssim_pairs: int = p(lambda v: 1 <= v <= 1000000, "must be in [1, 1000000]")
+    memorisation_samples: int = p(lambda v: 1 <= v <= 1000000, "must be in [1, 1000000]")
+    bootstrap: int = p(lambda v: 2 <= v <= 10000, "must be in [2, 10000]")

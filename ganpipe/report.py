@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import GanpipeError
+from .evaluation import PROTOCOL_KEYS
 from .io import write_bytes
 from .results import DETAILS, EVAL, merge
 
@@ -89,18 +90,6 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-_EXTRACTOR = ("extractor", "extractor_task", "extractor_sha256", "feature_dim", "real_split")
-_COUNTS = _EXTRACTOR + ("n_generated", "n_real")
-# The protocol entries that move each metric's expected value (first matching prefix wins). FD-infinity
-# and KID are free of the sample counts' bias; the counts still set their intervals, which say so.
-PROTOCOL_KEYS = {
-    "fd_inf_": _EXTRACTOR, "fd_": _COUNTS, "kid_": _EXTRACTOR,
-    "precision_": _COUNTS + ("pr_k",), "recall_": _COUNTS + ("pr_k",),
-    "density_": _COUNTS + ("dc_k",), "coverage_": _COUNTS + ("dc_k",),
-    "clf_": ("extractor_sha256", "n_generated"), "ssim_": ("ssim",),
-}
-
-
 def metric_rows(run: Run) -> dict[str, tuple[float, float | None, float | None]]:
     """name -> (value, ci_lo, ci_hi) for the headline metrics (no reference points, no per-class)."""
     rows = {}
@@ -119,7 +108,8 @@ def _short(v) -> str:
 def protocol_difference(name: str, a: dict, b: dict) -> str | None:
     """What differs between two runs' protocols for metric ``name``, or None when they are comparable.
     An entry a run did not record (an older ganpipe) counts as different: it cannot be checked."""
-    keys = next((v for prefix, v in PROTOCOL_KEYS.items() if name.startswith(prefix)), ())
+    prefix = max((p for p in PROTOCOL_KEYS if name.startswith(p)), key=len, default=None)
+    keys = PROTOCOL_KEYS[prefix] if prefix else ()
     diffs = [f"{k} {_short(a.get(k, 'unrecorded'))} vs {_short(b.get(k, 'unrecorded'))}"
              for k in keys if k not in a or k not in b or a[k] != b[k]]
     return ", ".join(diffs) or None

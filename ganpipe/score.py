@@ -15,11 +15,11 @@ import numpy as np
 
 from . import metrics as M
 from . import params
-from .data import load_image_dir, load_split, resize_images, to_channels
 from .errors import DataError
-from .evaluation import count_name, load_real_stats, load_samples, protocol, quality
-from .features import Extractor, inception_extractor
-from .saving import load_model
+from .evaluation import count_name, load_samples, protocol, quality
+from .features import open_extractor
+from .sources import load_image_dir
+from .transforms import resize_images, to_channels
 
 CLASSIFIER = "models/classifier.keras"
 STATS = "data/features/real_stats.npz"
@@ -48,23 +48,14 @@ def score(samples: str | os.PathLike, repo: str | os.PathLike = ".") -> dict:
         for need in (CLASSIFIER, STATS):
             if not (repo / need).is_file():
                 raise DataError(f"{repo / need}: not found; run `dvc repro features` (or `dvc pull`) first")
-        extractor = Extractor(load_model(repo / CLASSIFIER), "classifier", repo / CLASSIFIER)
-        stats = load_real_stats(repo / STATS, repo / CLASSIFIER)
-        real, mu, sigma = stats["features"].astype(np.float64), stats["mu"], stats["sigma"]
-        height, channels = extractor.input_shape[0], extractor.input_shape[2]
-    else:
-        extractor = inception_extractor()
-        test_x, _, _ = load_split(repo / TEST)
-        real, _ = extractor(test_x, cfg.batch_size)
-        mu, sigma = M.feature_stats(real, "real features")
-        height, channels = test_x.shape[1], test_x.shape[3]
+    extractor, real = open_extractor(cfg.extractor, repo / CLASSIFIER, repo / STATS, repo / TEST, cfg.batch_size)
+    height, channels = real.image_shape[0], real.image_shape[2]
     x = load_any_samples(samples, height, channels)
     feats, probs = extractor(x, cfg.batch_size)
-    tag = "clf" if extractor.kind == "classifier" else "inc"
-    out = quality(feats, real, mu, sigma, cfg, seed, tag)
+    out = quality(feats, real.features, real.mu, real.sigma, cfg, seed, extractor.tag)
     if probs is not None:
         out[f"clf_score_{count_name(len(x))}"] = M.classifier_score(probs)
-    out["protocol"] = protocol(extractor, len(x), real, cfg) | {"samples": str(samples)}
+    out["protocol"] = protocol(extractor, len(x), real.features, cfg) | {"samples": str(samples)}
     return out
 
 

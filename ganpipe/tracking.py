@@ -10,11 +10,10 @@ import os
 import numpy as np
 
 from . import metrics as M
-from .evaluation import count_name, load_real_stats
-from .features import Extractor
+from .evaluation import count_name
+from .features import ClassifierExtractor, load_real_stats
 from .generation import generate
 from .io import sha256_file
-from .saving import load_model
 
 KID_SUBSETS = 10
 ADA_INTERVAL = 4  # steps between adjustments of the augmentation probability (StyleGAN2-ADA's value)
@@ -42,7 +41,7 @@ class QualityTracker:
     def __call__(self, generator) -> dict:
         if self._extractor is None:
             self._stats = load_real_stats(self.real_stats_path, self.classifier_path)
-            self._extractor = Extractor(load_model(self.classifier_path), "classifier", self.classifier_path)
+            self._extractor = ClassifierExtractor.open(self.classifier_path)
         x, _ = generate(generator, self.n, self.seed, self.batch_size, progress=False)
         self._extractor.check(x, "the generator's samples")
         feats, _ = self._extractor(x, self.batch_size)

@@ -8,6 +8,7 @@ a function of the step alone, and a checkpoint at step ``s`` resumes exactly whe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -18,10 +19,21 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
+from dvclive import Live
+from PIL import Image
+from tqdm import tqdm
 
+from . import losses, seeds
 from . import params as P
+from .distribute import make_strategy, replica_slices, sync_batch_norm
 from .errors import GanpipeError
+from .gan import GAN
 from .io import load_npz, save_npz, write_json
+from .models import build_models
+from .plots import image_grid, to_uint8
+from .saving import save_model
+from .tracking import AdaController
 
 CHECKPOINT = "ckpt.npz"
 # Params that change how long training runs, not its trajectory: a checkpoint made under other values of
@@ -75,22 +87,20 @@ def fingerprint(model_cfg: P.Model, train_cfg: P.Train, seed: int, data_digest: 
 
 def epoch_indices(n_images: int, batch: int, epoch: int, seed: int) -> np.ndarray:
     """The image order of one epoch, whole batches only."""
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(10, epoch)))
+    rng = seeds.rng(seed, "train.epoch_order", epoch)
     perm = rng.permutation(n_images)
     return perm[: (n_images // batch) * batch]
 
 
 def scale_images(x):
     """uint8 [0, 255] -> float32 [-1, 1]."""
-    import tensorflow as tf
-
     return tf.cast(x, tf.float32) / 127.5 - 1.0
 
 
 def draw_noise(spec: dict, batch: int, steps_per_epoch: int, epoch: int, seed: int) -> dict:
     """Every random draw of epoch ``epoch``'s steps (see ``GAN.noise_spec``), shaped (steps, batch, ...),
     seeded by ``(seed, epoch)`` alone: drawn whole, so a run resumed mid-epoch gets the same slices."""
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(11, epoch)))
+    rng = seeds.rng(seed, "train.step_noise", epoch)
     out = {}
     for name in sorted(spec):
         shape, dist = spec[name]
@@ -105,8 +115,6 @@ def draw_noise(spec: dict, batch: int, steps_per_epoch: int, epoch: int, seed: i
 
 
 def _input_options():
-    import tensorflow as tf
-
     # One private input thread, no autotuning: on 2 cores the autotuner's threads made steps bimodal
     # (about 25% slower half the time); one thread keeps a batch ready, far ahead of the step.
     options = tf.data.Options()
@@ -121,8 +129,6 @@ def epoch_dataset(x, y, batch: int, epoch: int, seed: int, first_batch: int, n_b
     """Steps ``first_batch .. first_batch + n_batches`` of epoch ``epoch``: (images in [-1, 1], labels,
     noise) per step. With a ``tf.distribute`` strategy, a distributed dataset giving each replica its
     slice of every global batch (``ganpipe.distribute.replica_slices``)."""
-    import tensorflow as tf
-
     spe = len(x) // batch
     idx = epoch_indices(len(x), batch, epoch, seed)[first_batch * batch:(first_batch + n_batches) * batch]
     # Gathered and batched in NumPy: one dataset element per step (element-wise tf.data batching cost
@@ -139,8 +145,6 @@ def epoch_dataset(x, y, batch: int, epoch: int, seed: int, first_batch: int, n_b
     if strategy is None:
         return make(arrays)
 
-    from .distribute import replica_slices
-
     def per_worker(ctx):
         return make(replica_slices(arrays, ctx.num_replicas_in_sync, ctx.num_input_pipelines, ctx.input_pipeline_id))
 
@@ -155,16 +159,9 @@ def configure_tf(cfg: P.Train, seed: int, second_order: bool = False) -> None:
     (WGAN-GP); Grappler's graph optimisers then sometimes rewrite it into a graph with a cycle
     ("InvalidArgumentError: N nodes in a cycle", seen with spectral normalisation, about one run in
     four), so they are turned off for such runs (measured cost in bench/train_throughput.py)."""
-    import keras
-    import tensorflow as tf
-
-    keras.backend.clear_session()  # fresh layer-name counters: the saved config is the same on every run
-    keras.utils.set_random_seed(seed)
+    # Determinism set both ways: it is process-global, and Keras turns XLA off while it is on.
+    seeds.seed_tf(seed, cfg.deterministic)
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": second_order})
-    from tensorflow.python.framework import config as tf_config  # no public "disable" (TF 2.21)
-
-    # Set both ways: op determinism is process-global, and Keras turns XLA off while it is on.
-    tf_config.enable_op_determinism() if cfg.deterministic else tf_config.disable_op_determinism()
     keras.mixed_precision.set_global_policy(cfg.precision)
 
 
@@ -172,8 +169,6 @@ def check_same_start(strategy, step: int) -> None:
     """Under MultiWorkerMirroredStrategy every worker resumes from its own checkpoint: stop every worker,
     with the same message, unless they all start from the same step (else they would train apart, or
     wait on each other forever)."""
-    import tensorflow as tf
-
     local = tf.constant([float(step), float(step) ** 2], tf.float64)
     mean = strategy.reduce("MEAN", strategy.run(tf.function(lambda: tf.identity(local))), axis=None).numpy()
     if mean[1] - mean[0] ** 2 > 0.5:  # a variance over workers: 0 only when every step is equal
@@ -183,17 +178,11 @@ def check_same_start(strategy, step: int) -> None:
 
 def build_gan(model_cfg: P.Model, train_cfg: P.Train, size: int, channels: int, num_classes: int, strategy=None):
     """The compiled GAN, its variables made under ``strategy``'s scope when one is given."""
-    import contextlib
-
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         return _build_gan(model_cfg, train_cfg, size, channels, num_classes, strategy is not None)
 
 
 def _build_gan(model_cfg, train_cfg, size, channels, num_classes, distributed):
-    from .distribute import sync_batch_norm
-    from .gan import GAN
-    from .models import build_models
-
     g, d = build_models(model_cfg, size, channels, num_classes)
     ema = None
     if train_cfg.ema_decay > 0:
@@ -308,53 +297,80 @@ def start_or_resume(gan, ckpt_path: Path, fp: str, total_steps: int, log) -> Che
 
 
 def _sample_grid(gan, z, labels, rows: int) -> np.ndarray:
-    from .plots import image_grid, to_uint8
-
     g = gan.sample_generator()
     out = g([z, labels] if gan.num_classes else z, training=False)
     return image_grid(to_uint8(out), rows)
 
 
 def fixed_noise(latent_dim: int, rows: int, num_classes: int, seed: int):
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(20,)))
+    rng = seeds.rng(seed, "train.sample_grid")
     z = rng.standard_normal((rows * rows, latent_dim)).astype(np.float32)
     labels = (np.arange(rows * rows) // rows % max(num_classes, 1)).astype(np.int32)[:, None]
     return z, labels
 
 
-def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: str,
-          model_cfg: P.Model, train_cfg: P.Train, seed: int, *, checkpoint_dir="checkpoints",
-          models_dir="models", metrics_path="metrics/train.json", live_dir="metrics/train",
-          quality=None, progress: bool = True, log=print) -> dict:
-    """Train, checkpointing as it goes; resume from ``checkpoint_dir`` when the fingerprint matches.
-    ``quality``: a ``ganpipe.tracking.QualityTracker`` for the evaluations every ``train.eval_every`` kimg
-    (needed when that is not 0)."""
-    from .distribute import make_strategy, sync_batch_norm
-
+def check_inputs(x: np.ndarray, y: np.ndarray | None, num_classes: int, model_cfg: P.Model, train_cfg: P.Train,
+                 quality) -> None:
+    """Refuse data and params that cannot train together, naming the key."""
     if model_cfg.conditional and (y is None or num_classes < 2):
         raise GanpipeError("model.conditional: the prepared data has no labels (or one class); set it to false")
-    size, channels = x.shape[1], x.shape[3]
-    if size != x.shape[2] or size % 4:
+    if x.shape[1] != x.shape[2] or x.shape[1] % 4:
         raise GanpipeError(f"prepared images are {x.shape[1]}x{x.shape[2]}; training needs square sizes divisible by 4")
     if train_cfg.eval_every and quality is None:
         raise GanpipeError("train.eval_every: evaluations during training need the features stage's outputs")
-    labels = (y if y is not None else np.zeros(len(x))).astype(np.int32)
-    pl = plan(len(x), train_cfg)
 
+
+def start(x: np.ndarray, num_classes: int, data_digest: str, model_cfg: P.Model, train_cfg: P.Train, seed: int,
+          ckpt_path: Path, quality, log):
+    """The strategy, the GAN (resumed from ``ckpt_path`` when its fingerprint matches) and its checkpoint."""
     strategy = make_strategy(train_cfg.strategy)  # before any other TF work (MultiWorkerMirroredStrategy needs it)
     if strategy is not None and train_cfg.batch_size % strategy.num_replicas_in_sync:
         raise GanpipeError(f"train.batch_size: {train_cfg.batch_size} is not divisible by the "
                            f"{strategy.num_replicas_in_sync} replicas of train.strategy {train_cfg.strategy}")
-    configure_tf(train_cfg, seed, second_order=model_cfg.loss == "wgan-gp")
-    gan = build_gan(model_cfg, train_cfg, size, channels, num_classes, strategy)
-    quality = quality if train_cfg.eval_every else None
+    configure_tf(train_cfg, seed, second_order=losses.get(model_cfg.loss).second_order)
+    gan = build_gan(model_cfg, train_cfg, x.shape[1], x.shape[3], num_classes, strategy)
     fp = fingerprint(model_cfg, train_cfg, seed, data_digest, quality.digest() if quality else "")
-
-    ckpt_path = Path(checkpoint_dir) / CHECKPOINT
-    ckpt = start_or_resume(gan, ckpt_path, fp, pl.total_steps, log)
-    resumed_from = ckpt.step
+    ckpt = start_or_resume(gan, ckpt_path, fp, plan(len(x), train_cfg).total_steps, log)
     if train_cfg.strategy == "multi_worker":
         check_same_start(strategy, ckpt.step)
+    return strategy, gan, ckpt
+
+
+def summary(pl: Plan, cfg: P.Train, ckpt: Checkpoint, kept: dict, resumed_from: int, wall: float,
+            final: dict | None) -> dict:
+    """``metrics/train.json``: length, the last epoch's mean losses, the kept snapshot, speed."""
+    trained = pl.total_steps - resumed_from
+    last = ckpt.history[-1] if ckpt.history else {}  # the last (possibly partial) epoch's mean losses
+    metrics = {
+        "steps": pl.total_steps,
+        "images_seen": pl.total_steps * cfg.batch_size,
+        "kimg": round(pl.total_steps * cfg.batch_size / 1000, 3),
+        "epochs": round(pl.total_steps / pl.steps_per_epoch, 3),
+        **{k: last.get(k) for k in ("d_loss", "g_loss", "rt", "augment_p")},
+        "kept": kept,
+        "resumed_from_step": resumed_from,
+        "wall_seconds": round(wall, 3),
+        "img_per_sec": round(trained * cfg.batch_size / wall, 1) if trained and wall > 0 else None,
+    }
+    if final:
+        metrics["last_eval"] = final
+    return metrics
+
+
+def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: str,
+          model_cfg: P.Model, train_cfg: P.Train, seed: int, *, checkpoint_dir, models_dir, metrics_path,
+          live_dir, quality=None, progress: bool = True, log=print) -> dict:
+    """Train, checkpointing as it goes; resume from ``checkpoint_dir`` when the fingerprint matches; export
+    the generator and D to ``models_dir``, the summary to ``metrics_path``, DVCLive's logs to ``live_dir``.
+    ``quality``: a ``ganpipe.tracking.QualityTracker`` for the evaluations every ``train.eval_every`` kimg
+    (needed when that is not 0)."""
+    check_inputs(x, y, num_classes, model_cfg, train_cfg, quality)
+    labels = (y if y is not None else np.zeros(len(x))).astype(np.int32)
+    pl = plan(len(x), train_cfg)
+    quality = quality if train_cfg.eval_every else None
+    ckpt_path = Path(checkpoint_dir) / CHECKPOINT
+    strategy, gan, ckpt = start(x, num_classes, data_digest, model_cfg, train_cfg, seed, ckpt_path, quality, log)
+    resumed_from = ckpt.step
 
     t0 = time.perf_counter()
     final = _run(gan, x, labels, ckpt, ckpt_path, model_cfg, train_cfg, pl, seed, num_classes, strategy, quality,
@@ -363,24 +379,7 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
 
     sync_batch_norm([gan.generator, gan.discriminator], on=False)
     kept = export(gan, ckpt, final, train_cfg.keep, Path(models_dir))
-    trained = pl.total_steps - resumed_from
-    last = ckpt.history[-1] if ckpt.history else {}  # the last (possibly partial) epoch's mean losses
-    metrics = {
-        "steps": pl.total_steps,
-        "images_seen": pl.total_steps * train_cfg.batch_size,
-        "kimg": round(pl.total_steps * train_cfg.batch_size / 1000, 3),
-        "epochs": round(pl.total_steps / pl.steps_per_epoch, 3),
-        "d_loss": last.get("d_loss"),
-        "g_loss": last.get("g_loss"),
-        "rt": last.get("rt"),
-        "augment_p": last.get("augment_p"),
-        "kept": kept,
-        "resumed_from_step": resumed_from,
-        "wall_seconds": round(wall, 3),
-        "img_per_sec": round(trained * train_cfg.batch_size / wall, 1) if trained and wall > 0 else None,
-    }
-    if final:
-        metrics["last_eval"] = final
+    metrics = summary(pl, train_cfg, ckpt, kept, resumed_from, wall, final)
     write_json(metrics_path, metrics)
     return metrics
 
@@ -389,8 +388,6 @@ def _run(gan, x, labels, ckpt, ckpt_path, model_cfg, train_cfg, pl, seed, num_cl
          live_dir, progress) -> dict | None:
     """Train from ``ckpt.step`` to the end, one ``fit()`` per (part of an) epoch, logging each epoch;
     return the evaluation of the final generator (None without evaluations)."""
-    from dvclive import Live
-
     live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
     _replay(live, ckpt)
     z, zl = fixed_noise(model_cfg.latent_dim, train_cfg.sample_grid, num_classes if model_cfg.conditional else 0, seed)
@@ -438,10 +435,6 @@ def _run(gan, x, labels, ckpt, ckpt_path, model_cfg, train_cfg, pl, seed, num_cl
 def export(gan, ckpt: Checkpoint, final: dict | None, keep: str, models_dir: Path) -> dict:
     """Save the sampling generator and D; return which snapshot was saved. With ``keep: best``, the
     snapshot of the lowest FD among the evaluations (the final generator's included)."""
-    import keras
-
-    from .saving import save_model
-
     g = gan.sample_generator()
     kept = {"snapshot": "last", **(final or {"step": ckpt.step})}
     if keep == "best" and final is not None:
@@ -467,8 +460,6 @@ def _log_epoch(live, rec: dict, grid: np.ndarray | None) -> None:
         if k in rec:
             live.log_metric(k, rec[k])
     if grid is not None:
-        from PIL import Image
-
         live.log_image(f"samples/epoch-{rec['epoch']:03d}.png", Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid))
 
 
@@ -495,8 +486,6 @@ class _StepCallback(keras.callbacks.Callback):
 
     def __init__(self, gan, ckpt: Checkpoint, path: Path, cfg: P.Train, pl: Plan, quality, live, progress: bool):
         super().__init__()
-        from .tracking import AdaController
-
         self.gan, self.ckpt, self.path, self.cfg, self.plan = gan, ckpt, path, cfg, pl
         self.quality, self.live = quality, live
         self.ada = None
@@ -508,8 +497,6 @@ class _StepCallback(keras.callbacks.Callback):
         self.t_last = time.perf_counter()
         self.bar = None
         if progress:
-            from tqdm import tqdm
-
             self.bar = tqdm(total=pl.total_steps, initial=ckpt.step, unit="step", file=sys.stderr,
                             dynamic_ncols=True, desc="train")
 

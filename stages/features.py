@@ -3,8 +3,8 @@ data/features/real_stats.npz (real test-set feature mean/covariance in float64, 
 and metrics/features.json (test accuracy)."""
 
 from ganpipe import params
-from ganpipe.data import load_split
-from ganpipe.features import Extractor, check_real_count, classifier_task, save_real_stats, train_classifier
+from ganpipe.prepare import load_split
+from ganpipe.features import ClassifierExtractor, check_real_count, classifier_task, save_real_stats, train_classifier
 from ganpipe.io import write_json
 from ganpipe.saving import save_model
 from ganpipe.stage import run_stage
@@ -15,12 +15,12 @@ CLASSIFIER = "models/classifier.keras"
 def main() -> None:
     base = params.load("base")
     cfg = params.load("features")
-    x, y, names = load_split("data/prepared/train.npz")
-    xt, yt, _ = load_split("data/prepared/test.npz")
+    train, test = load_split("data/prepared/train.npz"), load_split("data/prepared/test.npz")
+    x, y, names, xt, yt = train.x, train.y, train.class_names, test.x, test.y
     check_real_count(len(xt), cfg.feature_dim)
     model, acc = train_classifier(x, y, xt, yt, len(names or []), cfg, base.seed)
     save_model(model, CLASSIFIER)
-    feats, _ = Extractor(model, "classifier", CLASSIFIER)(xt)
+    feats, _ = ClassifierExtractor(model, CLASSIFIER)(xt)
     save_real_stats("data/features/real_stats.npz", feats, CLASSIFIER)
     task = classifier_task(y, len(names or []))
     write_json("metrics/features.json", {"test_accuracy": round(acc, 6), "feature_dim": cfg.feature_dim,

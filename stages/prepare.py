@@ -1,7 +1,7 @@
 """DVC stage `prepare`: read `base` and `prepare` params, write data/prepared/{train,test}.npz and metrics/data.json."""
 
 from ganpipe import params
-from ganpipe.data import prepare, write_prepared
+from ganpipe.prepare import prepare, write_prepared
 from ganpipe.stage import run_stage
 
 

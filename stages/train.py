@@ -3,7 +3,7 @@ evaluations during training) the features stage's classifier and real statistics
 checkpoints/ (persistent, for resuming), metrics/train.json and DVCLive logs under metrics/train/."""
 
 from ganpipe import params
-from ganpipe.data import load_split
+from ganpipe.prepare import load_split
 from ganpipe.io import sha256_file
 from ganpipe.stage import run_stage
 from ganpipe.tracking import QualityTracker
@@ -18,9 +18,9 @@ def main() -> None:
     base = params.load("base")
     model_cfg = params.load("model")
     train_cfg = params.load("train")
-    x, y, names = load_split(TRAIN)
+    data = load_split(TRAIN)
     quality = QualityTracker(CLASSIFIER, REAL_STATS, train_cfg.eval_samples, base.seed) if train_cfg.eval_every else None
-    m = train(x, y, len(names or []), sha256_file(TRAIN), model_cfg, train_cfg, base.seed, checkpoint_dir="checkpoints",
+    m = train(data.x, data.y, len(data.class_names or []), sha256_file(TRAIN), model_cfg, train_cfg, base.seed, checkpoint_dir="checkpoints",
               models_dir="models", metrics_path="metrics/train.json", live_dir="metrics/train", quality=quality)
     kept = ", ".join(f"{k} {v}" for k, v in m["kept"].items())
     print(f"train: {m['steps']} steps, {m['images_seen']} images, {m['img_per_sec']} img/s; kept: {kept}")

@@ -25,7 +25,7 @@ def default_params() -> dict:
 
 @pytest.fixture(scope="session")
 def fashion_dir() -> Path:
-    from ganpipe.data import find_fashion_mnist
+    from ganpipe.sources import find_fashion_mnist
 
     return find_fashion_mnist()  # fails loudly (with the fix) if the dataset is not installed
 
@@ -33,7 +33,7 @@ def fashion_dir() -> Path:
 @pytest.fixture(scope="session")
 def fashion_slice(fashion_dir):
     """The first 2,000 Fashion-MNIST training images and labels (real data, small)."""
-    from ganpipe.data import read_idx
+    from ganpipe.sources import read_idx
 
     x, _ = read_idx(fashion_dir / "train-images-idx3-ubyte.gz")
     y, _ = read_idx(fashion_dir / "train-labels-idx1-ubyte.gz")

@@ -20,7 +20,7 @@ def main(strategy: str, out: str, model: str, train: str) -> None:
 
     traceback_utils.is_traceback_filtering_enabled = lambda: False
     from ganpipe import training
-    from ganpipe.data import load_fashion_mnist
+    from ganpipe.sources import load_fashion_mnist
     from ganpipe.saving import load_model
     from tests.conftest import tiny_cfgs
 

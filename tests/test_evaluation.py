@@ -8,8 +8,8 @@ import pytest
 from ganpipe import metrics as M
 from ganpipe import params
 from ganpipe.errors import DataError, GanpipeError
-from ganpipe.evaluation import check_samples, count_name, load_real_stats, load_samples
-from ganpipe.features import Extractor, inception_extractor, save_real_stats, train_classifier
+from ganpipe.evaluation import check_samples, count_name, load_samples
+from ganpipe.features import ClassifierExtractor, InceptionExtractor, load_real_stats, save_real_stats, train_classifier
 from ganpipe.io import save_npz
 from ganpipe.saving import save_model
 
@@ -28,7 +28,7 @@ def classifier(fashion_slice, tmp_path_factory):
 def test_classifier_learns_and_features_do_not_depend_on_batch_size(classifier, fashion_slice):
     model, acc, path = classifier
     assert acc > 0.6  # 10 classes: chance is 0.1
-    ex = Extractor(model, "classifier", path)
+    ex = ClassifierExtractor(model, path)
     x = fashion_slice[0][:300, ..., None]
     f1, p1 = ex(x, batch_size=300)
     f2, p2 = ex(x, batch_size=7)
@@ -40,7 +40,7 @@ def test_classifier_learns_and_features_do_not_depend_on_batch_size(classifier, 
 def test_classifier_that_does_not_fit_the_images_is_named(classifier):
     model, _, path = classifier
     with pytest.raises(DataError, match=r"classifier.keras: the classifier takes images of shape \(28, 28, 1\)"):
-        Extractor(model, "classifier", path).check(np.zeros((5, 32, 32, 3), np.uint8), "generated samples")
+        ClassifierExtractor(model, path).check(np.zeros((5, 32, 32, 3), np.uint8), "generated samples")
 
 
 @pytest.mark.parametrize("arrays, message", [
@@ -60,7 +60,7 @@ def test_missing_and_mismatched_stats_files(tmp_path, classifier, fashion_slice)
     model, _, path = classifier
     with pytest.raises(DataError, match="real_stats.npz: file not found"):
         load_real_stats(tmp_path / "real_stats.npz", path)
-    feats, _ = Extractor(model, "classifier", path)(fashion_slice[0][:200, ..., None])
+    feats, _ = ClassifierExtractor(model, path)(fashion_slice[0][:200, ..., None])
     other = tmp_path / "other.keras"
     other.write_bytes(path.read_bytes() + b"\0")
     save_real_stats(tmp_path / "real_stats.npz", feats, other)
@@ -75,7 +75,7 @@ def test_too_few_samples_is_a_clear_error(classifier, fashion_slice):
     from ganpipe.evaluation import quality
 
     model, _, path = classifier
-    feats, _ = Extractor(model, "classifier", path)(fashion_slice[0][:40, ..., None])
+    feats, _ = ClassifierExtractor(model, path)(fashion_slice[0][:40, ..., None])
     cfg = params.from_dict(params.Evaluate, dict(extractor="classifier", batch_size=100, kid_subsets=2,
                                                  kid_subset_size=10, pr_k=3, dc_k=5, ssim_pairs=10,
                                                  memorisation_samples=5, bootstrap=2))
@@ -104,7 +104,7 @@ def test_nan_generator_output_stops_generate_naming_the_generator():
 def test_inception_without_cached_weights_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     with pytest.raises(GanpipeError, match="evaluate.extractor: inception needs the ImageNet weights at .* never downloaded"):
-        inception_extractor()
+        InceptionExtractor.open()
 
 
 def test_protocol_names():

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from ganpipe import data as D
+from ganpipe import sources as S
+from ganpipe import transforms as T
 from ganpipe.errors import DataError
 from tests.conftest import default_params, run_stage_in
 
@@ -29,7 +29,7 @@ def test_postscript_named_png_never_starts_ghostscript(tmp_path, monkeypatch, ca
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "ok.png")
     (root / "evil.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n0 0 moveto showpage\n")
     with pytest.raises(DataError, match="evil.png: unreadable image"):
-        D.read_image(root / "evil.png")
+        S.read_image(root / "evil.png")
     params = default_params()
     params["prepare"] |= {"source": f"images:{root}", "on_bad_image": "skip", "test_fraction": 0.5}
     (root / "ok2.png").write_bytes((root / "ok.png").read_bytes())
@@ -40,22 +40,22 @@ def test_postscript_named_png_never_starts_ghostscript(tmp_path, monkeypatch, ca
 
 def test_pixel_limit_is_checked_from_the_header(tmp_path, monkeypatch):
     Image.fromarray(np.zeros((40, 50), np.uint8)).save(tmp_path / "big.png")
-    monkeypatch.setattr(D, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(S, "MAX_PIXELS", 1000)
     with pytest.raises(DataError, match=r"big.png: 50x40 is 2,000 pixels, over the limit of 1,000"):
-        D.read_image(tmp_path / "big.png")
+        S.read_image(tmp_path / "big.png")
 
 
 def test_decompression_bomb_is_one_line_and_skippable(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow's own guard: an error over 2x this
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "bomb.png")
     with pytest.raises(DataError, match=r"bomb.png: unreadable image \(DecompressionBombError"):
-        D.read_image(tmp_path / "bomb.png")
+        S.read_image(tmp_path / "bomb.png")
 
 
 def test_sixteen_bit_grey_is_rescaled_not_clipped(tmp_path):
     ramp = np.linspace(0, 65535, 64 * 64).astype(np.uint16).reshape(64, 64)
     Image.fromarray(ramp).save(tmp_path / "deep.png")
-    got = D.read_image(tmp_path / "deep.png")[..., 0]
+    got = S.read_image(tmp_path / "deep.png")[..., 0]
     np.testing.assert_array_equal(got, np.rint(ramp / 257).astype(np.uint8))
     assert (got == 255).mean() < 0.01  # clipping made 99% of this ramp white
 
@@ -67,7 +67,7 @@ def test_exif_orientation_is_applied(tmp_path):
     exif = im.getexif()
     exif[0x0112] = 6  # "rotate 90 CW to display"
     im.save(tmp_path / "phone.jpg", exif=exif, quality=95)
-    got = D.read_image(tmp_path / "phone.jpg")
+    got = S.read_image(tmp_path / "phone.jpg")
     assert got.shape == (40, 20, 3)  # shown upright: portrait
     assert got[:10].mean() > 200 and got[-10:].mean() < 50  # the band is now at the top
 
@@ -88,8 +88,8 @@ def test_large_photos_are_reduced_before_resizing_with_the_same_result(tmp_path)
         path = tmp_path / f"p{i}.jpg"
         with Image.open(path) as im:
             full = np.asarray(im.convert("RGB"))
-        exact = D.resize_images([full], 28)[0].astype(np.float64)
-        fast = D.resize_images([D.read_image(path, 28)], 28)[0].astype(np.float64)
+        exact = T.resize_images([full], 28)[0].astype(np.float64)
+        fast = T.resize_images([S.read_image(path, 28)], 28)[0].astype(np.float64)
         assert np.abs(fast - exact).mean() < 3.0 and np.abs(fast - exact).max() <= 24
 
 
@@ -102,7 +102,7 @@ def test_prepare_reads_large_jpegs_quickly(tmp_path):
     photo = _photo(0)
     for i in range(4):
         Image.fromarray(photo).save(root / "ab"[i % 2] / f"{i}.jpg", quality=90)
-    raw = D.load_image_dir(root, size=28)
+    raw = S.load_image_dir(root, size=28)
     assert all(max(im.shape[:2]) <= 4 * 28 * 2 for im in raw.train.x)
 
 
@@ -111,7 +111,7 @@ def test_non_utf8_file_names_load(tmp_path):
     root.mkdir()
     for name in (b"\xff\xfe.png", b"ok.png"):
         Image.fromarray(np.full((8, 8), 7, np.uint8)).save(os.fsdecode(os.fsencode(root) + b"/" + name))
-    raw = D.load_image_dir(root)
+    raw = S.load_image_dir(root)
     assert len(raw.train) == 2
 
 

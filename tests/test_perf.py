@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from bench.baselines import KERAS_IO_WGAN_GP, keras_io_critic, keras_io_generator, keras_io_wgan_gp

@@ -6,13 +6,14 @@ import gzip
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ganpipe import data as D
+from ganpipe import sources as S
+from ganpipe import transforms as T
+from ganpipe.prepare import prepare
 from ganpipe import params
 from ganpipe.errors import DataError
 from ganpipe.io import load_npz, save_npz
@@ -47,14 +48,14 @@ def test_fashion_mnist_default_source_through_the_stage(tmp_path, run_prepare):
     assert list(train["class_names"])[0] == "T-shirt/top"
     m = json.loads((tmp_path / "metrics/data.json").read_text())
     assert m["source"] == "fashion-mnist"
-    assert m["files_sha256"] == D.FASHION_MNIST_SHA256
+    assert m["files_sha256"] == S.FASHION_MNIST_SHA256
     # stratified caps: 60 of each of the 10 balanced classes
     assert set(m["train"]["per_class"].values()) == {60}
     assert m["test"]["count"] == 200 and 0.2 < m["train"]["pixel_mean"] < 0.4
 
 
 def test_full_fashion_mnist_has_published_sizes(fashion_dir):
-    raw = D.load_fashion_mnist(fashion_dir)
+    raw = S.load_fashion_mnist(fashion_dir)
     assert raw.train.x.shape == (60000, 28, 28, 1) and raw.test.x.shape == (10000, 28, 28, 1)
     assert np.bincount(raw.train.y).tolist() == [6000] * 10
     assert np.bincount(raw.test.y).tolist() == [1000] * 10
@@ -65,9 +66,9 @@ def test_keras_cache_is_the_fallback(tmp_path, fashion_dir):
     cache.mkdir(parents=True)
     for f in fashion_dir.iterdir():
         os.symlink(f, cache / f.name)
-    assert D.find_fashion_mnist([tmp_path / "absent", cache]) == cache
+    assert S.find_fashion_mnist([tmp_path / "absent", cache]) == cache
     with pytest.raises(DataError, match="apt-get install -y dataset-fashion-mnist"):
-        D.find_fashion_mnist([tmp_path / "absent"])
+        S.find_fashion_mnist([tmp_path / "absent"])
 
 
 def test_checksum_mismatch_names_the_file(tmp_path, fashion_dir):
@@ -81,11 +82,11 @@ def test_checksum_mismatch_names_the_file(tmp_path, fashion_dir):
     labels.unlink()
     labels.write_bytes(gzip.compress(bytes(raw)))
     with pytest.raises(DataError, match=r"train-labels-idx1-ubyte\.gz: checksum mismatch"):
-        D.load_fashion_mnist(d)
+        S.load_fashion_mnist(d)
 
 
 def test_fashion_checksums_hold_for_the_installed_files(fashion_dir):
-    for name, digest in D.FASHION_MNIST_SHA256.items():
+    for name, digest in S.FASHION_MNIST_SHA256.items():
         raw = gzip.decompress((fashion_dir / f"{name}.gz").read_bytes())
         assert hashlib.sha256(raw).hexdigest() == digest
 
@@ -100,7 +101,7 @@ def test_idx_dir_with_split(tmp_path, fashion_slice, gz):
     write_idx(d / f"train-labels-idx1-ubyte{sfx}", y[:300], gz)
     write_idx(d / f"t10k-images-idx3-ubyte{sfx}", x[300:400], gz)
     write_idx(d / f"t10k-labels-idx1-ubyte{sfx}", y[300:400], gz)
-    out = D.prepare(prep_params(source=f"idx:{d}"), seed=1)
+    out = prepare(prep_params(source=f"idx:{d}"), seed=1)
     np.testing.assert_array_equal(out.train.x[..., 0], x[:300])
     np.testing.assert_array_equal(out.test.y, y[300:400])
     assert out.class_names == [str(i) for i in range(10)]
@@ -112,14 +113,14 @@ def test_idx_dir_single_set_is_split_stratified(tmp_path, fashion_slice):
     d.mkdir()
     write_idx(d / "images-idx3-ubyte", x[:1000], gz=False)
     write_idx(d / "labels-idx1-ubyte.gz", y[:1000])
-    out = D.prepare(prep_params(source=f"idx:{d}", test_fraction=0.25), seed=3)
+    out = prepare(prep_params(source=f"idx:{d}", test_fraction=0.25), seed=3)
     assert len(out.train) == 750 and len(out.test) == 250
     full = np.bincount(y[:1000], minlength=10) / 1000
     assert np.abs(np.bincount(out.test.y, minlength=10) / 250 - full).max() < 0.01
 
 
 def test_image_folder_with_classes(class_folder):
-    out = D.prepare(prep_params(source=f"images:{class_folder}", test_fraction=0.25, image_size=32, channels=3), seed=0)
+    out = prepare(prep_params(source=f"images:{class_folder}", test_fraction=0.25, image_size=32, channels=3), seed=0)
     assert out.class_names == ["bag", "sneaker", "trouser"]
     assert out.train.x.shape == (27, 32, 32, 3) and out.test.x.shape == (9, 32, 32, 3)
     assert np.bincount(out.test.y).tolist() == [3, 3, 3]
@@ -134,7 +135,7 @@ def test_flat_image_folder_mixed_sizes_is_unlabelled(tmp_path, fashion_slice):
         size = 28 if i % 2 else 56
         im = np.kron(x[i], np.ones((2, 2), np.uint8)) if size == 56 else x[i]
         write_png(d / f"{i}.png", np.stack([im] * 3, -1))  # RGB input
-    out = D.prepare(prep_params(source=f"images:{d}", test_fraction=0.2), seed=0)
+    out = prepare(prep_params(source=f"images:{d}", test_fraction=0.2), seed=0)
     assert out.train.y is None and out.class_names is None
     assert out.train.x.shape == (8, 28, 28, 1) and out.test.x.shape == (2, 28, 28, 1)
     # each output is one of the inputs (grey from RGB is exact here); the 2x upscaled ones come back
@@ -147,7 +148,7 @@ def test_npz_source_and_class_subset(tmp_path, fashion_slice):
     x, y = fashion_slice
     f = tmp_path / "data.npz"
     save_npz(f, x=x[:500], y=y[:500])
-    out = D.prepare(prep_params(source=f"npz:{f}", classes=[7, 1]), seed=0)
+    out = prepare(prep_params(source=f"npz:{f}", classes=[7, 1]), seed=0)
     assert out.class_names == ["7", "1"]
     assert set(np.unique(out.train.y)) == {0, 1}
     # label 0 is the old 7, label 1 the old 1
@@ -156,11 +157,11 @@ def test_npz_source_and_class_subset(tmp_path, fashion_slice):
 
 def test_resize_is_antialiased_and_three_channel_to_grey_uses_luma():
     checker = (np.indices((64, 64)).sum(0) % 2 * 255).astype(np.uint8)[None, ..., None]
-    small = D.resize_images(checker, 16)
+    small = T.resize_images(checker, 16)
     assert abs(float(small.mean()) - 127.5) < 2 and small.std() < 5  # aliasing would keep 0/255 stripes
     rgb = np.zeros((1, 2, 2, 3), np.uint8)
     rgb[..., 1] = 200
-    assert D.to_channels(rgb, 1)[0, 0, 0, 0] == round(200 * 0.587)
+    assert T.to_channels(rgb, 1)[0, 0, 0, 0] == round(200 * 0.587)
 
 
 def test_skip_bad_images_counts_them(tmp_path, run_prepare, class_folder):
@@ -352,7 +353,7 @@ def test_classes_on_unlabelled_source_is_an_error(tmp_path, fashion_slice):
     f = tmp_path / "x.npz"
     save_npz(f, x=fashion_slice[0][:20])
     with pytest.raises(DataError, match="prepare.classes: the source npz:.* has no labels"):
-        D.prepare(prep_params(source=f"npz:{f}", classes=[1]), seed=0)
+        prepare(prep_params(source=f"npz:{f}", classes=[1]), seed=0)
 
 
 def test_a_failed_run_keeps_earlier_outputs_intact(tmp_path, run_prepare):
@@ -386,9 +387,9 @@ def test_seed_changes_the_split(fashion_slice, tmp_path):
     x, y = fashion_slice
     f = tmp_path / "d.npz"
     save_npz(f, x=x[:400], y=y[:400])
-    a = D.prepare(prep_params(source=f"npz:{f}"), seed=1)
-    b = D.prepare(prep_params(source=f"npz:{f}"), seed=2)
-    c = D.prepare(prep_params(source=f"npz:{f}"), seed=1)
+    a = prepare(prep_params(source=f"npz:{f}"), seed=1)
+    b = prepare(prep_params(source=f"npz:{f}"), seed=2)
+    c = prepare(prep_params(source=f"npz:{f}"), seed=1)
     assert not np.array_equal(a.test.x, b.test.x)
     np.testing.assert_array_equal(a.test.x, c.test.x)
 
@@ -401,8 +402,8 @@ def test_image_modes_become_grey_or_rgb(tmp_path):
     Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
     Image.fromarray(rgba[..., :3]).convert("P").save(tmp_path / "palette.png")
     Image.fromarray(np.full((10, 12), 7, np.uint8)).convert("LA").save(tmp_path / "la.png")
-    assert D.read_image(tmp_path / "rgba.png").shape == (10, 12, 3)
-    assert D.read_image(tmp_path / "rgba.png")[0, 0, 0] == 200
-    assert D.read_image(tmp_path / "palette.png").shape == (10, 12, 3)
-    la = D.read_image(tmp_path / "la.png")
+    assert S.read_image(tmp_path / "rgba.png").shape == (10, 12, 3)
+    assert S.read_image(tmp_path / "rgba.png")[0, 0, 0] == 200
+    assert S.read_image(tmp_path / "palette.png").shape == (10, 12, 3)
+    la = S.read_image(tmp_path / "la.png")
     assert la.shape == (10, 12, 1) and la[0, 0, 0] == 7

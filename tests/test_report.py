@@ -4,7 +4,6 @@ before any difference is called, floor/ceiling columns, Markdown images."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from ganpipe import metrics as M
 from ganpipe import params

@@ -145,7 +145,7 @@ def test_yaml_11_exponent_floats_are_accepted():
 @pytest.fixture(scope="module")
 def quality_files(tmp_path_factory, fashion_slice):
     """A small classifier and the real statistics of 1,000 real images (the features stage's outputs)."""
-    from ganpipe.features import Extractor, save_real_stats, train_classifier
+    from ganpipe.features import ClassifierExtractor, save_real_stats, train_classifier
     from ganpipe.saving import save_model
 
     x, y = fashion_slice
@@ -154,7 +154,7 @@ def quality_files(tmp_path_factory, fashion_slice):
     cfg = params.from_dict(params.Features, dict(epochs=2, batch_size=64, width=16, feature_dim=32, lr=1e-3))
     model, _ = train_classifier(x[:1000], y[:1000], x[1000:], y[1000:], 10, cfg, 0, progress=False)
     save_model(model, out / "classifier.keras")
-    feats, _ = Extractor(model, "classifier", out / "classifier.keras")(x[1000:])
+    feats, _ = ClassifierExtractor(model, out / "classifier.keras")(x[1000:])
     save_real_stats(out / "real_stats.npz", feats, out / "classifier.keras")
     return out / "classifier.keras", out / "real_stats.npz"
 

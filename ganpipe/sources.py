@@ -1,6 +1,4 @@
-"""Data sources and the ``prepare`` stage's logic.
-
-Sources (``prepare.source``):
+"""Data sources: where the images of the ``prepare`` stage come from (``prepare.source``).
 
 - ``fashion-mnist``: the four IDX ``.gz`` files from Debian's ``dataset-fashion-mnist`` package
   (``/usr/share/datasets/fashion-mnist``) or, where that is absent, Keras' dataset cache. Each file's
@@ -10,7 +8,8 @@ Sources (``prepare.source``):
 - ``images:<dir>``: PNG/JPEG files, one subfolder per class or flat (unlabelled).
 - ``npz:<file>``: array ``x`` (N,H,W) or (N,H,W,C) uint8 and an optional integer ``y``.
 
-Every error names the file and what is wrong.
+:data:`SOURCES` is the registry: its keys are what ``prepare.source`` accepts (``ganpipe.params`` checks
+against it). Every error names the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -24,12 +23,15 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
+from PIL import Image, ImageOps
 
 from .errors import DataError
-from .io import load_npz, save_npz, sha256_file, write_json
+from .io import load_npz, sha256_file
+from .transforms import to_channels
+
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -60,13 +62,14 @@ class Split:
 
     x: np.ndarray | list
     y: np.ndarray | None
+    class_names: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.x)
 
     def take(self, idx: np.ndarray) -> "Split":
         x = self.x[idx] if isinstance(self.x, np.ndarray) else [self.x[i] for i in idx]
-        return Split(x, None if self.y is None else self.y[idx])
+        return Split(x, None if self.y is None else self.y[idx], self.class_names)
 
 
 @dataclass
@@ -270,7 +273,7 @@ def _is_image(p: Path) -> bool:
 # ever sees a user's file, whatever its name.
 IMAGE_FORMATS = ("PNG", "JPEG")
 MAX_PIXELS = 2**27  # 134M pixels (11,585 x 11,585): refused from the header, before decoding
-GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")
+GREY_MODES = ("1", "L", "LA", "La")  # 8-bit grey (16-bit "I;16*" and float "F" are handled first)
 
 
 def read_image(path: Path, size: int | None = None) -> np.ndarray:
@@ -280,8 +283,6 @@ def read_image(path: Path, size: int | None = None) -> np.ndarray:
     their short side before the anti-aliased resize (``resize_images``), which gives the same result
     within a grey level or two on average and takes a fraction of the time. Every decoding failure is
     a ``DataError`` naming the file (so ``on_bad_image: skip`` covers it)."""
-    from PIL import Image, ImageOps
-
     try:
         if path.stat().st_size == 0:
             raise DataError(f"{path}: empty file (0 bytes)")
@@ -399,185 +400,42 @@ def load_npz_source(path: str | os.PathLike) -> RawData:
     return RawData(f"npz:{path}", Split(x, y), None, None, {path.name: sha256_file(path)})
 
 
+@dataclass(frozen=True)
+class Source:
+    """One kind of ``prepare.source``: ``usage`` as the params file spells it, and ``load(arg, on_bad_image,
+    size)`` (``arg``: what follows ``kind:``; None for sources without one)."""
+
+    usage: str
+    load: Callable[[str | None, str, int | None], RawData]
+
+    @property
+    def takes_arg(self) -> bool:
+        return ":" in self.usage
+
+
+SOURCES: dict[str, Source] = {
+    "fashion-mnist": Source("fashion-mnist", lambda arg, on_bad, size: load_fashion_mnist()),
+    "idx": Source("idx:<dir>", lambda arg, on_bad, size: load_idx_dir(arg, f"idx:{arg}")),
+    "images": Source("images:<dir>", lambda arg, on_bad, size: load_image_dir(arg, on_bad, size)),
+    "npz": Source("npz:<file>", lambda arg, on_bad, size: load_npz_source(arg)),
+}
+_USAGES = [repr(s.usage) for s in SOURCES.values()]
+USAGE = ", ".join(_USAGES[:-1]) + " or " + _USAGES[-1]  # 'fashion-mnist', 'idx:<dir>', ... or 'npz:<file>'
+
+
+
+def parse_source(source: str) -> tuple[Source, str | None] | None:
+    """The registry entry and argument of a ``prepare.source`` value; None when it names no source."""
+    kind, sep, arg = source.partition(":")
+    entry = SOURCES.get(kind if sep else source)
+    if entry is None or entry.takes_arg != bool(sep) or (sep and not arg.strip()):
+        return None
+    return entry, (arg if sep else None)
+
+
 def load_source(source: str, on_bad_image: str = "fail", size: int | None = None) -> RawData:
-    if source == "fashion-mnist":
-        return load_fashion_mnist()
-    kind, _, rest = source.partition(":")
-    if kind == "idx":
-        return load_idx_dir(rest, source)
-    if kind == "images":
-        return load_image_dir(rest, on_bad_image, size)
-    if kind == "npz":
-        return load_npz_source(rest)
-    raise DataError(f"prepare.source: unknown source {source!r} (use fashion-mnist, idx:<dir>, images:<dir> or npz:<file>)")
-
-
-# --------------------------------------------------------------------------------------------
-# transforms
-
-
-def rng_for(seed: int, purpose: int) -> np.random.Generator:
-    """An independent generator per purpose, all derived from the one seed."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(purpose,)))
-
-
-def stratified_choice(y: np.ndarray | None, n_items: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Sorted indices of ``n`` of ``n_items`` items, keeping class proportions (largest remainder)."""
-    if n >= n_items:
-        return np.arange(n_items)
-    if y is None:
-        return np.sort(rng.permutation(n_items)[:n])
-    classes, counts = np.unique(y, return_counts=True)
-    quota = counts * (n / n_items)
-    take = np.floor(quota).astype(np.int64)
-    order = np.argsort(-(quota - take), kind="stable")
-    take[order[: n - take.sum()]] += 1
-    chosen = [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, take)]
-    return np.sort(np.concatenate(chosen))
-
-
-def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
-    """(N,H,W,C) uint8 with C in 1,3,4 -> C = ``channels``. Grey from RGB by ITU-R 601 luma."""
-    c = x.shape[-1]
-    if c == 4:
-        x, c = x[..., :3], 3
-    if c == channels:
-        return x
-    if channels == 3:
-        return np.repeat(x, 3, axis=-1)
-    luma = x.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
-
-
-def _center_square(im: np.ndarray) -> np.ndarray:
-    h, w = im.shape[:2]
-    s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    return im[top : top + s, left : left + s]
-
-
-def resize_images(x: np.ndarray | list, size: int, chunk: int = 512) -> np.ndarray:
-    """Resize to ``size`` x ``size`` with anti-aliasing (non-square images are centre-cropped first)."""
-    from skimage.transform import resize
-
-    def one_batch(batch: np.ndarray) -> np.ndarray:
-        out = resize(batch.astype(np.float64), (len(batch), size, size, batch.shape[-1]),
-                     order=1, anti_aliasing=True, preserve_range=True, mode="reflect")
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-    if isinstance(x, np.ndarray):
-        if x.shape[1] != x.shape[2]:
-            x = np.stack([_center_square(im) for im in x])
-        if x.shape[1:3] == (size, size):
-            return x
-        return np.concatenate([one_batch(x[i : i + chunk]) for i in range(0, len(x), chunk)])
-    out = []
-    for im in x:
-        im = _center_square(im)
-        out.append(im if im.shape[:2] == (size, size) else one_batch(im[None])[0])
-    return np.stack(out)
-
-
-# --------------------------------------------------------------------------------------------
-# the prepare stage
-
-
-@dataclass
-class Prepared:
-    train: Split
-    test: Split
-    class_names: list[str] | None
-    metrics: dict
-
-
-def _split_summary(s: Split, n_classes: int | None) -> dict:
-    x = s.x.astype(np.float64) / 255.0
-    out = {"count": int(len(s)), "pixel_mean": float(x.mean()), "pixel_std": float(x.std())}
-    if s.y is not None:
-        counts = np.bincount(s.y, minlength=n_classes or 0)
-        out["per_class"] = {str(i): int(c) for i, c in enumerate(counts)}
-    return out
-
-
-def prepare(params, seed: int, raw: RawData | None = None) -> Prepared:
-    """Run the prepare stage's logic on ``params`` (a :class:`ganpipe.params.Prepare`)."""
-    raw = load_source(params.source, params.on_bad_image, params.image_size) if raw is None else raw
-    train, test, names = raw.train, raw.test, raw.class_names
-    if params.classes is not None:
-        if train.y is None:
-            raise DataError(f"prepare.classes: the source {raw.source} has no labels to select classes from")
-        present = set(np.unique(train.y).tolist())
-        missing = [c for c in params.classes if c not in present]
-        if missing:
-            raise DataError(f"prepare.classes: label {missing[0]} does not occur in {raw.source} (labels: {sorted(present)})")
-        lookup = np.full(max(max(present), max(params.classes)) + 1, -1, dtype=np.int64)
-        lookup[list(params.classes)] = np.arange(len(params.classes))
-
-        def select(s: Split) -> Split:
-            keep = np.flatnonzero(np.isin(s.y, params.classes))
-            s = s.take(keep)
-            return Split(s.x, lookup[s.y])
-
-        train = select(train)
-        test = select(test) if test is not None else None
-        names = [names[c] if names and c < len(names) else str(c) for c in params.classes]
-    if test is None:
-        n = len(train)
-        n_test = int(round(n * params.test_fraction))
-        if n < 2 or n_test < 1 or n_test >= n:
-            raise DataError(f"{raw.source}: {n} images are too few to hold out prepare.test_fraction={params.test_fraction}")
-        test_idx = stratified_choice(train.y, n, n_test, rng_for(seed, 1))
-        train_idx = np.setdiff1d(np.arange(n), test_idx)
-        train, test = train.take(train_idx), train.take(test_idx)
-    if params.max_train is not None:
-        train = train.take(stratified_choice(train.y, len(train), params.max_train, rng_for(seed, 2)))
-    if params.max_test is not None:
-        test = test.take(stratified_choice(test.y, len(test), params.max_test, rng_for(seed, 3)))
-    if names is None and train.y is not None:
-        n_classes = int(max(train.y.max(), test.y.max() if len(test) else 0)) + 1
-        names = [str(i) for i in range(n_classes)]
-
-    def finish(s: Split) -> Split:
-        x = resize_images(s.x, params.image_size)
-        return Split(to_channels(x, params.channels), s.y)
-
-    train, test = finish(train), finish(test)
-    n_classes = len(names) if names else None
-    metrics = {
-        "source": raw.source,
-        "files_sha256": raw.files,
-        "image_shape": list(train.x.shape[1:]),
-        "num_classes": n_classes or 0,
-        "class_names": names or [],
-        "train": _split_summary(train, n_classes),
-        "test": _split_summary(test, n_classes),
-        "skipped_images": len(raw.skipped),
-        "skipped_files": raw.skipped,
-    }
-    return Prepared(train, test, names, metrics)
-
-
-def save_split(path: str | os.PathLike, s: Split, class_names: list[str] | None) -> None:
-    arrays = {"x": s.x}
-    if s.y is not None:
-        arrays["y"] = s.y
-    if class_names:
-        arrays["class_names"] = np.asarray(class_names, dtype=str)
-    save_npz(path, **arrays)
-
-
-def write_prepared(prepared: Prepared, out_dir: str | os.PathLike, metrics_path: str | os.PathLike) -> None:
-    out_dir = Path(out_dir)
-    save_split(out_dir / "train.npz", prepared.train, prepared.class_names)
-    save_split(out_dir / "test.npz", prepared.test, prepared.class_names)
-    write_json(metrics_path, prepared.metrics)
-
-
-def load_split(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
-    """Read a prepared split: images (N,H,W,C) uint8, labels or None, class names or None."""
-    arrays = load_npz(path)
-    x = arrays.get("x")
-    if x is None or x.dtype != np.uint8 or x.ndim != 4:
-        raise DataError(f"{path}: not a prepared split (needs uint8 array 'x' of shape (N,H,W,C))")
-    names = arrays.get("class_names")
-    return x, arrays.get("y"), None if names is None else [str(n) for n in names]
+    parsed = parse_source(source)
+    if parsed is None:
+        raise DataError(f"prepare.source: unknown source {source!r} (use {USAGE})")
+    entry, arg = parsed
+    return entry.load(arg, on_bad_image, size)

@@ -1,0 +1,48 @@
+"""Every random number generator of the pipeline, derived from the one ``base.seed``: this module lists them.
+
+Each purpose is a named stream with its own ``SeedSequence`` spawn key, so that drawing more from one
+(a longer epoch, more samples) never shifts another. A stream whose key is ``None`` is seeded with the
+seed itself; the evaluation's draws (bootstrap resamples, KID subsets, SSIM pairs, the floor's subset of
+the train split) share that stream on purpose: each draws from its own fresh generator, so the generated
+and the real sets' pairwise SSIM use the same index pairs (common random numbers: the two sets are
+independent, and the difference between them is measured with less noise).
+
+TensorFlow's own RNGs (weight initialisation, dropout, the classifier's shuffling) are seeded by
+:func:`seed_tf`; a GAN step draws nothing itself (its noise comes from ``train.step_noise``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+STREAMS: dict[str, tuple[int, ...] | None] = {
+    "prepare.test_split": (1,),  # which images are held out, for sources without a split
+    "prepare.max_train": (2,),  # the stratified subset kept by prepare.max_train
+    "prepare.max_test": (3,),  # ... and by prepare.max_test
+    "train.epoch_order": (10,),  # + (epoch,): the permutation of the train split
+    "train.step_noise": (11,),  # + (epoch,): latents, fake labels, GP weights, augmentation draws
+    "train.sample_grid": (20,),  # the fixed latents of the per-epoch sample grid
+    "generate": (30,),  # + (0,): sample latents; + (1,): interpolation end points
+    "evaluate": None,  # bootstrap, FD-infinity subsets, KID subsets, SSIM pairs, floor and memorisation subsets
+}
+
+
+def rng(seed: int, stream: str, *key: int) -> np.random.Generator:
+    """The generator of ``stream`` (one of :data:`STREAMS`), extended by ``key`` (an epoch, a purpose)."""
+    base = STREAMS[stream]
+    if base is None:
+        if key:
+            raise ValueError(f"stream {stream!r} takes no key")
+        return np.random.default_rng(seed)
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(*base, *key)))
+
+
+def seed_tf(seed: int, deterministic: bool = True) -> None:
+    """A fresh Keras session (layer-name counters restart, so saved configs are the same on every run),
+    Python/NumPy/TensorFlow seeded, TensorFlow's op determinism on or off (it is process-global)."""
+    import keras  # here, not at the top: the prepare stage uses this module and never loads TensorFlow
+    from tensorflow.python.framework import config as tf_config  # no public "disable" (TF 2.21)
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    tf_config.enable_op_determinism() if deterministic else tf_config.disable_op_determinism()
