@@ -460,7 +460,8 @@ def _log_epoch(live, rec: dict, grid: np.ndarray | None) -> None:
         if k in rec:
             live.log_metric(k, rec[k])
     if grid is not None:
-        live.log_image(f"samples/epoch-{rec['epoch']:03d}.png", Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid))
+        # DVCLive's step layout (name/{step}.png): DVC's plots and VS Code's step slider page through it
+        live.log_image(f"samples/{rec['step']}.png", Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid))
 
 
 def _log_eval(live, rec: dict) -> None:

@@ -63,7 +63,8 @@ def test_tiny_profile_trains_through_dvc(uninterrupted):
     m = json.loads((repo / "metrics/train.json").read_text())
     assert m["steps"] == 256 and m["images_seen"] == 256 * 64 and m["img_per_sec"] > 0
     assert np.isfinite(m["d_loss"]) and np.isfinite(m["g_loss"])
-    assert len(list((repo / "metrics/train/plots/images/samples").glob("epoch-*.png"))) == 8
+    grid_steps = sorted(int(p.stem) for p in (repo / "metrics/train/plots/images/samples").glob("*.png"))
+    assert len(grid_steps) == 8 and grid_steps[-1] == 256  # one grid per epoch, named by its step (DVCLive)
     shown = json.loads(dvc("metrics", "show", "--json", cwd=repo).stdout)
     assert "metrics/eval.json" in json.dumps(shown)  # train.json is in git, but not a metric column
     assert "metrics/train.json" not in json.dumps(shown)
