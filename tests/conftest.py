@@ -141,6 +141,25 @@ def make_repo(base: Path) -> Path:
     return repo
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One tiny-profile `dvc repro` of the whole pipeline in a fresh git repo (committed params, outputs
+    not committed), made once per test session: modules take their own copy (:func:`copy_repo`)."""
+    repo = make_repo(tmp_path_factory.mktemp("tiny-run"))
+    tiny_pipeline_params(repo)
+    sh(["git", "commit", "-qam", "tiny profile"], repo)
+    out = dvc("repro", cwd=repo)
+    return repo, out
+
+
+def copy_repo(src: Path, base: Path) -> Path:
+    """A copy of repo ``src`` (git history, DVC cache and outputs; not DVC's locks and state) at ``base/repo``."""
+    dst = base / "repo"
+    shutil.copytree(src, dst, symlinks=True,
+                    ignore=lambda d, names: ["tmp"] if Path(d).name == ".dvc" and "tmp" in names else [])
+    return dst
+
+
 def set_params(repo: Path, section: str, **values) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params[section].update(values)

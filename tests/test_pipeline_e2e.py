@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ganpipe.results import DETAILS, EVAL, merge
-from tests.conftest import dvc, make_repo, set_params, sh, tiny_pipeline_params
+from tests.conftest import copy_repo, dvc, make_repo, set_params, sh, tiny_pipeline_params
 
 pytestmark = pytest.mark.slow
 
@@ -25,12 +25,8 @@ def ran(stdout: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory):
-    repo = make_repo(tmp_path_factory.mktemp("e2e"))
-    tiny_pipeline_params(repo)
-    sh(["git", "commit", "-qam", "tiny profile"], repo)
-    out = dvc("repro", cwd=repo)
-    return repo, out
+def pipeline(tiny_run, tmp_path_factory):
+    return copy_repo(tiny_run[0], tmp_path_factory.mktemp("e2e")), tiny_run[1]
 
 
 def test_full_pipeline_runs_every_stage(pipeline):
