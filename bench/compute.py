@@ -40,7 +40,7 @@ def ours(x, y, steps):
     b = tc.batch_size
     xs, ys = x[: b * (steps + 3)], y[: b * (steps + 3)].astype(np.int32)
     training.configure_tf(tc, 0, second_order=losses.get(mc.loss).second_order)
-    gan = training.build_gan(mc, tc, 28, 1, 10)
+    gan = training.build_gan(mc, tc, 28, 1, 10, seed=0)
     flops = graph_flops(plain_step_fn(gan).get_concrete_function(tf.TensorSpec((b, 28, 28, 1)))) / b
     t_real = time_stage_steps(gan, xs, ys, b, steps, tc)
     t_cached = time_stage_steps(gan, xs, ys, b, steps, tc, cached_input=True)

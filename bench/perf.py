@@ -91,15 +91,14 @@ def time_stage_steps(gan, x, y, batch: int, steps: int, cfg, cached_input: bool 
 
     from ganpipe import training
 
-    spec = gan.noise_spec()
     with tempfile.TemporaryDirectory() as tmp:
         cb = training._StepCallback(gan, training.Checkpoint(0, "bench"), Path(tmp) / "ckpt.npz", cfg,
                                     training.Plan(steps + 3, steps + 3, 0), None, None, progress=True)
         cb.epoch_start = 0
-        gan.fit(training.epoch_dataset(x, y, batch, 0, 0, 0, 3, spec), epochs=1, steps_per_epoch=3, verbose=0,
+        gan.fit(training.epoch_dataset(x, y, batch, 0, 0, 0, 3), epochs=1, steps_per_epoch=3, verbose=0,
                 shuffle=False, callbacks=[cb])
         cb.epoch_start = 3
-        ds = training.epoch_dataset(x, y, batch, 0, 0, 3, steps, spec)
+        ds = training.epoch_dataset(x, y, batch, 0, 0, 3, steps)
         if cached_input:
             ds = ds.take(1).cache().repeat(steps)
             next(iter(ds))

@@ -48,7 +48,7 @@ class Ours:
         self.mc = params.from_dict(params.Model, p["model"])
         self.tc = params.from_dict(params.Train, p["train"])
         training.configure_tf(self.tc, seed, second_order=losses.get(self.mc.loss).second_order)
-        self.gan = training.build_gan(self.mc, self.tc, x.shape[1], x.shape[3], num_classes)
+        self.gan = training.build_gan(self.mc, self.tc, x.shape[1], x.shape[3], num_classes, seed=seed)
         self.x, self.y, self.seed, self.chunk = x, y.astype(np.int32), seed, chunk
         self.pl = training.plan(len(x), self.tc)
         self.step = 0
@@ -63,8 +63,7 @@ class Ours:
     def train_chunk(self):
         epoch, first = divmod(self.step, self.pl.steps_per_epoch)
         n = min(self.chunk, self.pl.steps_per_epoch - first)
-        ds = training.epoch_dataset(self.x, self.y, self.tc.batch_size, epoch, self.seed, first, n,
-                                    self.gan.noise_spec())
+        ds = training.epoch_dataset(self.x, self.y, self.tc.batch_size, epoch, self.seed, first, n)
         self.cb.epoch_start = self.step
         self.gan.fit(ds, epochs=1, steps_per_epoch=n, verbose=0, shuffle=False, callbacks=[self.cb])
         self.step += n

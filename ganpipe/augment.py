@@ -3,8 +3,9 @@ alike, each op to each image with probability ``p`` (fixed, or tuned during trai
 controller of StyleGAN2-ADA, Karras et al. 2020; see ``ganpipe.tracking.AdaController``).
 
 Every random number comes in as uniform draws ``u`` in [0, 1), three per image and op (a gate and two
-parameters), drawn with the batch by the input pipeline (see ``GAN.noise_spec``), so augmentation is
-reproducible, resumable and the same under any ``tf.distribute`` split of the batch. Images are in
+parameters), drawn for the step keyed by the seed and the step (see ``GAN.noise_spec`` and
+``gan.step_noise``), so augmentation is reproducible, resumable and the same under any ``tf.distribute``
+split of the batch. Images are in
 [-1, 1]; the colour ops follow DiffAugment's ``color`` policy.
 """
 

@@ -6,9 +6,10 @@
 - ``multi_worker``: ``MultiWorkerMirroredStrategy`` over the machines that ``TF_CONFIG`` lists, each
   running the same stage (README: "Several machines").
 
-Each step's global batch (and its noise, see ``GAN.noise_spec``) is cut into one contiguous slice per
-replica, replica ``r`` of worker ``w`` taking slice ``w * local + r``, so a run computes the same step on
-any number of replicas; batch norm is synchronised across replicas for the same reason.
+Each step's global batch (and its noise: each replica draws the global batch's and keeps its slice, see
+``GAN._step_noise``) is cut into one contiguous slice per replica, replica ``r`` of worker ``w`` taking
+slice ``w * local + r``, so a run computes the same step on any number of replicas; batch norm is
+synchronised across replicas for the same reason.
 """
 
 from __future__ import annotations
@@ -59,17 +60,16 @@ def make_strategy(kind: str):
     raise GanpipeError(f"train.strategy: must be one of {', '.join(STRATEGIES)}, got {kind!r}")
 
 
-def replica_slices(arrays: dict, replicas: int, workers: int, worker: int) -> dict:
-    """Cut (steps, B, ...) arrays into this worker's per-replica batches, in the order its replicas take
-    them: (steps * local, B / replicas, ...), where local = replicas / workers."""
+def replica_slices(step: dict, replicas: int, workers: int, worker: int) -> dict:
+    """Cut one step's global-batch tensors (B, ...) into this worker's per-replica slices, in the order its
+    replicas take them: (local, B / replicas, ...), where local = replicas / workers."""
     local = replicas // workers
     out = {}
-    for name, a in arrays.items():
-        steps, batch = a.shape[:2]
+    for name, a in step.items():
+        batch = a.shape[0]
         if batch % replicas:
             raise GanpipeError(f"train.batch_size: {batch} is not divisible by the {replicas} replicas")
-        per = a.reshape(steps, replicas, batch // replicas, *a.shape[2:])[:, worker * local:(worker + 1) * local]
-        out[name] = per.reshape(steps * local, batch // replicas, *a.shape[2:])
+        out[name] = tf.reshape(a, (replicas, batch // replicas, *a.shape[1:]))[worker * local:(worker + 1) * local]
     return out
 
 

@@ -1,11 +1,13 @@
 """The GAN as a ``keras.Model`` with an overridden ``train_step`` (TensorFlow backend), driven by ``fit()``.
 
 One step: ``critic_steps`` discriminator updates on the real batch, then one generator update, then the
-EMA update of the generator copy. Every random draw of a step (latent vectors, fake labels, the gradient
-penalty's interpolation weights, DiffAugment's offsets) comes *with the batch* from the input pipeline
-(:meth:`GAN.noise_spec`, drawn on the host from a seed and the step): the step itself draws nothing. So
-a resumed run draws exactly what an uninterrupted one would, and under a ``tf.distribute`` strategy each
-replica gets its own slice of one global batch: a mirrored run computes what a single-device run does.
+EMA update of the generator copy. Every random draw of a step (latent vectors, fake labels, the
+regulariser's draws, the augmentations' offsets; :meth:`GAN.noise_spec`) is made on the device by
+TensorFlow's stateless generators keyed by ``(seed, step, name)`` (:func:`step_noise`), the step being
+the generator optimizer's iteration count (checkpointed). So a resumed run draws exactly what an
+uninterrupted one would, nothing random passes through the input pipeline, and under a ``tf.distribute``
+strategy each replica draws the global batch's noise and keeps the slice of its own images: a mirrored
+run computes what a single-device run does.
 """
 
 from __future__ import annotations
@@ -15,8 +17,27 @@ import math
 import keras
 import tensorflow as tf
 
-from . import losses
+from . import losses, seeds
 from .augment import DRAWS_PER_OP, augment
+
+
+def step_noise(spec: dict, batch: int, step, seed: int) -> dict:
+    """Every random draw of global step ``step`` (see ``GAN.noise_spec``), shaped (batch, ...), from
+    TensorFlow's stateless generators keyed by ``(seed, step, name)`` alone."""
+    base = tf.constant([seed, seeds.STREAMS["train.step_noise"][0]], tf.int64)
+    step_key = tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int64))
+    out = {}
+    for k, name in enumerate(sorted(spec)):
+        shape, dist = spec[name]
+        full = (batch, *shape)
+        key = tf.random.experimental.stateless_fold_in(step_key, k)
+        if dist == "normal":
+            out[name] = tf.random.stateless_normal(full, key)
+        elif dist == "uniform":
+            out[name] = tf.random.stateless_uniform(full, key)
+        else:
+            out[name] = tf.random.stateless_uniform(full, key, minval=0, maxval=dist, dtype=tf.int32)
+    return out
 
 
 def _ema(e, w, decay):
@@ -63,7 +84,7 @@ def distributed_ema_update(ema_vars, vars_, copy_ema, copy_vars, decay) -> None:
 class GAN(keras.Model):
     def __init__(self, generator, discriminator, ema_generator=None, *, loss="ns", latent_dim=64,
                  num_classes=0, gp_weight=10.0, critic_steps=1, ema_decay=0.0, ema_rampup=None, batch_size=64,
-                 augment=(), augment_p="adaptive", **kwargs):
+                 augment=(), augment_p="adaptive", seed=0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -77,6 +98,7 @@ class GAN(keras.Model):
         self.ema_decay = ema_decay
         self.ema_rampup = ema_rampup
         self.batch_size = batch_size  # the global batch: images seen per step
+        self.seed = seed  # of the step's random draws (step_noise)
         self.augment_ops = tuple(augment)
         self.adaptive = augment_p == "adaptive"
         # The probability of each augmentation op: a variable (in checkpoints) that the host-side ADA
@@ -141,8 +163,19 @@ class GAN(keras.Model):
     def _fake_labels(self, noise, i):
         return tf.cast(noise["labels"][:, i:i + 1], "int32") if self.num_classes else None
 
+    def _step_noise(self):
+        """This replica's slice of the global batch's draws for the step about to run."""
+        ctx = tf.distribute.get_replica_context()
+        noise = step_noise(self.noise_spec(), self.batch_size, self.g_optimizer.iterations, self.seed)
+        if ctx.num_replicas_in_sync == 1:
+            return noise
+        per = self.batch_size // ctx.num_replicas_in_sync
+        first = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * per
+        return {k: v[first:first + per] for k, v in noise.items()}
+
     def train_step(self, data):
-        real, real_labels, noise = data
+        real, real_labels = data
+        noise = self._step_noise()
         replicas = tf.distribute.get_replica_context().num_replicas_in_sync
         real_labels = tf.reshape(tf.cast(real_labels, "int32"), (-1, 1)) if self.num_classes else None
         d_vars = self.discriminator.trainable_variables

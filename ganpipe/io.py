@@ -82,16 +82,46 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
         _write_npz(f, arrays)
 
 
-def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Load every array of an ``.npz`` file (never unpickling); errors name the file."""
+def load_npz(path: str | os.PathLike, skip: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Load every array of an ``.npz`` file but those named in ``skip`` (never unpickling); errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+            return {k: z[k] for k in z.files if k not in skip}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"{path}: not a readable .npz archive ({e})") from None
+
+
+def load_npz_mmap(path: str | os.PathLike, name: str) -> np.ndarray:
+    """Array ``name`` of an uncompressed ``.npz`` (as :func:`save_npz` writes them), memory-mapped read-only:
+    its pages are read from the file when touched and can be dropped again under memory pressure, so a
+    dataset larger than memory can be trained on. A compressed member is read whole instead."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo(f"{name}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            return load_npz(path)[name]
+        with open(path, "rb") as f:
+            f.seek(info.header_offset)
+            local = f.read(30)
+            if local[:4] != b"PK\x03\x04":
+                raise ValueError("bad local file header")
+            name_len, extra_len = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+            f.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+            offset = f.tell()
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"{path}: cannot map array {name!r} ({e})") from None
+    if dtype.hasobject:
+        raise DataError(f"{path}: array {name!r} holds Python objects (would need pickle)")
+    if offset + dtype.itemsize * int(np.prod(shape)) > path.stat().st_size:
+        raise DataError(f"{path}: array {name!r} is truncated")
+    return np.memmap(path, dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

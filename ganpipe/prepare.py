@@ -10,7 +10,7 @@ import numpy as np
 
 from . import seeds
 from .errors import DataError
-from .io import load_npz, save_npz, write_json
+from .io import load_npz, load_npz_mmap, save_npz, write_json
 from .sources import RawData, Split, load_source
 from .transforms import resize_images, stratified_choice, to_channels
 
@@ -110,10 +110,11 @@ def write_prepared(prepared: Prepared, out_dir: str | os.PathLike, metrics_path:
     write_json(metrics_path, prepared.metrics)
 
 
-def load_split(path: str | os.PathLike) -> Split:
-    """Read a prepared split: images (N,H,W,C) uint8, labels or None, class names or None."""
-    arrays = load_npz(path)
-    x = arrays.get("x")
+def load_split(path: str | os.PathLike, mmap: bool = False) -> Split:
+    """Read a prepared split: images (N,H,W,C) uint8, labels or None, class names or None. ``mmap``: the
+    images memory-mapped from the file rather than read into memory (training reads a batch at a time)."""
+    arrays = load_npz(path, skip=("x",) if mmap else ())
+    x = load_npz_mmap(path, "x") if mmap else arrays.get("x")
     if x is None or x.dtype != np.uint8 or x.ndim != 4:
         raise DataError(f"{path}: not a prepared split (needs uint8 array 'x' of shape (N,H,W,C))")
     names = arrays.get("class_names")

@@ -8,7 +8,8 @@ and the real sets' pairwise SSIM use the same index pairs (common random numbers
 independent, and the difference between them is measured with less noise).
 
 TensorFlow's own RNGs (weight initialisation, dropout, the classifier's shuffling) are seeded by
-:func:`seed_tf`; a GAN step draws nothing itself (its noise comes from ``train.step_noise``).
+:func:`seed_tf`; a GAN step's draws come from TensorFlow's stateless generators keyed by the seed, the
+``train.step_noise`` key and the step (``ganpipe.gan.step_noise``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ STREAMS: dict[str, tuple[int, ...] | None] = {
     "prepare.max_train": (2,),  # the stratified subset kept by prepare.max_train
     "prepare.max_test": (3,),  # ... and by prepare.max_test
     "train.epoch_order": (10,),  # + (epoch,): the permutation of the train split
-    "train.step_noise": (11,),  # + (epoch,): latents, fake labels, GP weights, augmentation draws
+    "train.step_noise": (12,),  # TensorFlow's stateless RNG keyed by (seed, 12, step): one step's latents,
+    #                             fake labels, regulariser and augmentation draws, made on the device (gan.step_noise)
     "train.sample_grid": (20,),  # the fixed latents of the per-epoch sample grid
     "generate": (30,),  # + (0,): sample latents; + (1,): interpolation end points
     "evaluate": None,  # bootstrap, FD-infinity subsets, KID subsets, SSIM pairs, floor and memorisation subsets

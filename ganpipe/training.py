@@ -97,23 +97,6 @@ def scale_images(x):
     return tf.cast(x, tf.float32) / 127.5 - 1.0
 
 
-def draw_noise(spec: dict, batch: int, steps_per_epoch: int, epoch: int, seed: int) -> dict:
-    """Every random draw of epoch ``epoch``'s steps (see ``GAN.noise_spec``), shaped (steps, batch, ...),
-    seeded by ``(seed, epoch)`` alone: drawn whole, so a run resumed mid-epoch gets the same slices."""
-    rng = seeds.rng(seed, "train.step_noise", epoch)
-    out = {}
-    for name in sorted(spec):
-        shape, dist = spec[name]
-        full = (steps_per_epoch, batch, *shape)
-        if dist == "normal":
-            out[name] = rng.standard_normal(full, dtype=np.float32)
-        elif dist == "uniform":
-            out[name] = rng.random(full, dtype=np.float32)
-        else:
-            out[name] = rng.integers(0, dist, full, dtype=np.int32)
-    return out
-
-
 def _input_options():
     # One private input thread, no autotuning: on 2 cores the autotuner's threads made steps bimodal
     # (about 25% slower half the time); one thread keeps a batch ready, far ahead of the step.
@@ -124,29 +107,40 @@ def _input_options():
     return options
 
 
-def epoch_dataset(x, y, batch: int, epoch: int, seed: int, first_batch: int, n_batches: int, spec=None,
-                  strategy=None):
-    """Steps ``first_batch .. first_batch + n_batches`` of epoch ``epoch``: (images in [-1, 1], labels,
-    noise) per step. With a ``tf.distribute`` strategy, a distributed dataset giving each replica its
-    slice of every global batch (``ganpipe.distribute.replica_slices``)."""
+def epoch_dataset(x, y, batch: int, epoch: int, seed: int, first_batch: int, n_batches: int, strategy=None):
+    """Steps ``first_batch .. first_batch + n_batches`` of epoch ``epoch``: (images in [-1, 1], labels) per
+    step, each batch gathered from ``x`` (which may be memory-mapped) only when the step is next: memory
+    holds a few batches, never a copy of the dataset. (The step's random draws are made on the device:
+    ``ganpipe.gan.step_noise``.) With a ``tf.distribute`` strategy, a distributed dataset giving each
+    replica its slice of every global batch (``ganpipe.distribute.replica_slices``)."""
     spe = len(x) // batch
-    idx = epoch_indices(len(x), batch, epoch, seed)[first_batch * batch:(first_batch + n_batches) * batch]
-    # Gathered and batched in NumPy: one dataset element per step (element-wise tf.data batching cost
-    # about 25% of a DCGAN step on 2 cores).
-    arrays = {"x": x[idx].reshape(n_batches, batch, *x.shape[1:]), "y": y[idx].reshape(n_batches, batch)}
-    noise = draw_noise(spec or {}, batch, spe, epoch, seed)
-    arrays |= {f"noise_{k}": v[first_batch:first_batch + n_batches] for k, v in noise.items()}
+    if first_batch + n_batches > spe:
+        raise ValueError(f"steps {first_batch}..{first_batch + n_batches} are past the epoch's {spe}")
+    order = epoch_indices(len(x), batch, epoch, seed)
 
-    def make(arrs):
-        ds = tf.data.Dataset.from_tensor_slices(arrs)
-        ds = ds.map(lambda d: (scale_images(d["x"]), d["y"], {k[6:]: v for k, v in d.items() if k.startswith("noise_")}))
-        return ds.prefetch(1).with_options(_input_options())
+    def gather(i):
+        idx = order[i * batch:(i + 1) * batch]
+        ranks = np.argsort(np.argsort(idx))
+        return np.asarray(x[np.sort(idx)])[ranks], y[idx].astype(np.int32)  # sorted reads suit a memory map
+
+    def global_batch(i):
+        images, labels = tf.numpy_function(gather, [i], [tf.uint8, tf.int32], stateful=False)
+        images.set_shape((batch, *x.shape[1:]))
+        labels.set_shape((batch,))
+        return {"x": images, "y": labels}
+
+    def make(replicas=1, workers=1, worker=0):
+        ds = tf.data.Dataset.range(first_batch, first_batch + n_batches).map(global_batch)
+        if replicas > 1:  # one element per local replica: its slice of each global batch
+            ds = ds.map(lambda d: replica_slices(d, replicas, workers, worker)).unbatch()
+        ds = ds.map(lambda d: (scale_images(d["x"]), d["y"]))
+        return ds.prefetch(2).with_options(_input_options())
 
     if strategy is None:
-        return make(arrays)
+        return make()
 
     def per_worker(ctx):
-        return make(replica_slices(arrays, ctx.num_replicas_in_sync, ctx.num_input_pipelines, ctx.input_pipeline_id))
+        return make(ctx.num_replicas_in_sync, ctx.num_input_pipelines, ctx.input_pipeline_id)
 
     return strategy.distribute_datasets_from_function(per_worker)
 
@@ -176,13 +170,15 @@ def check_same_start(strategy, step: int) -> None:
                            "each resumes from its own checkpoints/); delete checkpoints/ on every worker and run again")
 
 
-def build_gan(model_cfg: P.Model, train_cfg: P.Train, size: int, channels: int, num_classes: int, strategy=None):
-    """The compiled GAN, its variables made under ``strategy``'s scope when one is given."""
+def build_gan(model_cfg: P.Model, train_cfg: P.Train, size: int, channels: int, num_classes: int, strategy=None, *,
+              seed: int):
+    """The compiled GAN, its variables made under ``strategy``'s scope when one is given; ``seed`` keys
+    its steps' random draws."""
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        return _build_gan(model_cfg, train_cfg, size, channels, num_classes, strategy is not None)
+        return _build_gan(model_cfg, train_cfg, size, channels, num_classes, strategy is not None, seed)
 
 
-def _build_gan(model_cfg, train_cfg, size, channels, num_classes, distributed):
+def _build_gan(model_cfg, train_cfg, size, channels, num_classes, distributed, seed):
     g, d = build_models(model_cfg, size, channels, num_classes)
     ema = None
     if train_cfg.ema_decay > 0:
@@ -193,7 +189,7 @@ def _build_gan(model_cfg, train_cfg, size, channels, num_classes, distributed):
     gan = GAN(g, d, ema, loss=model_cfg.loss, latent_dim=model_cfg.latent_dim,
               num_classes=num_classes if model_cfg.conditional else 0, gp_weight=model_cfg.gp_weight,
               critic_steps=model_cfg.critic_steps, ema_decay=train_cfg.ema_decay, ema_rampup=train_cfg.ema_rampup,
-              batch_size=train_cfg.batch_size, augment=train_cfg.augment, augment_p=train_cfg.augment_p)
+              batch_size=train_cfg.batch_size, augment=train_cfg.augment, augment_p=train_cfg.augment_p, seed=seed)
 
     def adam(lr):
         opt = keras.optimizers.Adam(lr, beta_1=train_cfg.beta1, beta_2=train_cfg.beta2)
@@ -216,7 +212,7 @@ def state_variables(gan) -> list:
         inner = getattr(opt, "inner_optimizer", None)
         if inner is not None:
             groups.append(inner.variables)
-    # No RNG state: a step's random draws come with its batch (``draw_noise``), seeded by the step.
+    # No RNG state: a step's random draws are keyed by the step (``gan.step_noise``), i.e. the G optimizer's iterations.
     seen, out = set(), []
     for group in groups:
         for v in group:
@@ -328,7 +324,7 @@ def start(x: np.ndarray, num_classes: int, data_digest: str, model_cfg: P.Model,
         raise GanpipeError(f"train.batch_size: {train_cfg.batch_size} is not divisible by the "
                            f"{strategy.num_replicas_in_sync} replicas of train.strategy {train_cfg.strategy}")
     configure_tf(train_cfg, seed, second_order=losses.get(model_cfg.loss).second_order)
-    gan = build_gan(model_cfg, train_cfg, x.shape[1], x.shape[3], num_classes, strategy)
+    gan = build_gan(model_cfg, train_cfg, x.shape[1], x.shape[3], num_classes, strategy, seed=seed)
     fp = fingerprint(model_cfg, train_cfg, seed, data_digest, quality.digest() if quality else "")
     ckpt = start_or_resume(gan, ckpt_path, fp, plan(len(x), train_cfg).total_steps, log)
     if train_cfg.strategy == "multi_worker":
@@ -400,7 +396,7 @@ def _run(gan, x, labels, ckpt, ckpt_path, model_cfg, train_cfg, pl, seed, num_cl
             cb.epoch_start = step
             if first == 0:
                 ckpt.partial = {}
-            ds = epoch_dataset(x, labels, train_cfg.batch_size, epoch, seed, first, n, gan.noise_spec(), strategy)
+            ds = epoch_dataset(x, labels, train_cfg.batch_size, epoch, seed, first, n, strategy)
             gan.fit(ds, epochs=1, steps_per_epoch=n, verbose=0, shuffle=False, callbacks=[cb])
             step += n
             rec = {"epoch": epoch, "step": step, "images_seen": step * train_cfg.batch_size}

@@ -18,7 +18,7 @@ def main() -> None:
     base = params.load("base")
     model_cfg = params.load("model")
     train_cfg = params.load("train")
-    data = load_split(TRAIN)
+    data = load_split(TRAIN, mmap=True)  # read a batch at a time: the split may be larger than memory
     quality = QualityTracker(CLASSIFIER, REAL_STATS, train_cfg.eval_samples, base.seed) if train_cfg.eval_every else None
     m = train(data.x, data.y, len(data.class_names or []), sha256_file(TRAIN), model_cfg, train_cfg, base.seed, checkpoint_dir="checkpoints",
               models_dir="models", metrics_path="metrics/train.json", live_dir="metrics/train", quality=quality)

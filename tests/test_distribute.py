@@ -83,12 +83,12 @@ def test_multi_worker_on_two_local_processes_matches_one_device(tmp_path):
 
 
 def test_replica_slices_cut_each_global_batch_in_replica_order():
-    a = np.arange(2 * 8).reshape(2, 8)  # 2 steps, global batch 8
+    a = np.arange(8)  # one step's global batch of 8
     # 4 replicas over 2 workers: worker 1 holds replicas 2 and 3
     s = replica_slices({"a": a}, replicas=4, workers=2, worker=1)["a"]
-    assert s.tolist() == [[4, 5], [6, 7], [12, 13], [14, 15]]
+    assert np.asarray(s).tolist() == [[4, 5], [6, 7]]
     one = replica_slices({"a": a}, replicas=2, workers=1, worker=0)["a"]
-    assert one.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]]
+    assert np.asarray(one).tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
     with pytest.raises(GanpipeError, match="train.batch_size: 8 is not divisible by the 3 replicas"):
         replica_slices({"a": a}, replicas=3, workers=1, worker=0)
 

@@ -34,9 +34,9 @@ def test_unknown_loss():
 
 
 def test_interpolation_weights_are_uniform_on_0_1():
-    from ganpipe.training import draw_noise
+    from ganpipe.gan import step_noise
 
-    eps = draw_noise({"eps": ((1,), "uniform")}, 20000, 1, 0, 3)["eps"].ravel()
+    eps = np.asarray(step_noise({"eps": ((1,), "uniform")}, 20000, step=0, seed=3)["eps"]).ravel()
     assert eps.shape == (20000,) and eps.min() >= 0 and eps.max() <= 1
     assert stats.kstest(eps, "uniform").pvalue > 1e-3
     assert stats.kstest(eps, "norm").pvalue < 1e-6

@@ -92,7 +92,7 @@ def test_yaml_is_loaded_safely(tmp_path):
 # ------------------------------------------------------------------------------------ profiles
 
 
-@pytest.mark.parametrize("name", ["tiny", "default", "gpu-full"])
+@pytest.mark.parametrize("name", ["tiny", "default", "gpu-full", "gpu-64"])
 def test_every_profile_is_valid_on_top_of_params_yaml(name):
     from ganpipe.profiles import load_profile, set_param_args
 

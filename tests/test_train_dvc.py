@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ganpipe.saving import load_model
-from tests.conftest import dvc, make_repo, sh, tiny_pipeline_params
+from tests.conftest import copy_repo, dvc, make_repo, sh, tiny_pipeline_params
 
 pytestmark = pytest.mark.slow
 
@@ -41,11 +41,9 @@ def ckpt_step(repo: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    """One uninterrupted tiny-profile `dvc repro` of the whole pipeline."""
-    repo = _new_repo(tmp_path_factory.mktemp("a"))
-    out = dvc("repro", cwd=repo)
-    return repo, out
+def uninterrupted(tiny_run, tmp_path_factory):
+    """One uninterrupted tiny-profile `dvc repro` of the whole pipeline (a copy of the session's)."""
+    return copy_repo(tiny_run[0], tmp_path_factory.mktemp("a")), tiny_run[1]
 
 
 def _new_repo(base: Path) -> Path:
@@ -101,7 +99,8 @@ def _kill_during(repo: Path, stage: str, ready, rng) -> None:
 
 def test_sigkill_in_every_stage_then_repro_recovers_identical_outputs(uninterrupted, tmp_path):
     """SIGKILL each stage at a random moment while it runs; `dvc repro` then finishes the pipeline with
-    the uninterrupted run's outputs, byte for byte (train resumes from its checkpoint)."""
+    the uninterrupted run's outputs, byte for byte (train resumes from its checkpoint). The two runs are in
+    different repos, so this is also the check that two runs of the same params give the same bytes."""
     ref, _ = uninterrupted
     repo = _new_repo(tmp_path)
     rng = np.random.default_rng(int(time.time()))

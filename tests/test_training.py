@@ -104,7 +104,7 @@ def test_nan_loss_stops_with_step_and_loss_named_and_keeps_last_checkpoint(tmp_p
     x, y = small_data
     mc, tc = tiny_cfgs(train={"checkpoint_every": 2})
     training.configure_tf(tc, 0)
-    gan = training.build_gan(mc, tc, 28, 1, 10)
+    gan = training.build_gan(mc, tc, 28, 1, 10, seed=0)
     path = tmp_path / "ckpt.npz"
     ckpt = training.Checkpoint(2, "fp")
     training.save_checkpoint(path, gan, ckpt)
@@ -113,7 +113,7 @@ def test_nan_loss_stops_with_step_and_loss_named_and_keeps_last_checkpoint(tmp_p
     w.assign(np.full(w.shape, np.nan, np.float32))
     cb = training._StepCallback(gan, ckpt, path, tc, training.plan(len(x), tc), None, None, progress=False)
     cb.epoch_start = 2
-    ds = training.epoch_dataset(x, y.astype(np.int32), 32, 0, 0, 2, 4, gan.noise_spec())
+    ds = training.epoch_dataset(x, y.astype(np.int32), 32, 0, 0, 2, 4)
     with pytest.raises(training.TrainingDiverged, match=r"d_loss is nan at step 3; stopped \(last good checkpoint: step 2\)"):
         gan.fit(ds, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
     assert path.read_bytes() == before
@@ -158,9 +158,11 @@ def float32_run(tmp_path_factory, small_data):
 
 
 @pytest.mark.parametrize("train,loss_rtol,image_atol", [
-    # XLA: same maths, other fusion and reduction order. Images: the EMA generator follows the live
-    # weights closely from the first steps (EMA ramp-up), so their drift shows: measured 3.5e-4 after 24 steps
-    ({"jit_compile": True}, 1e-4, 1e-3),
+    # XLA: same maths, other fusion and reduction order, and other noise: XLA's kernels of TensorFlow's
+    # stateless generators give other numbers for the same key (philox and auto_select alike, TF 2.21), so
+    # the step's device-side draws (gan.step_noise) differ in value, not in distribution. Measured after
+    # 24 steps: losses within 0.4%, images within 0.015 (mean 0.002)
+    ({"jit_compile": True}, 1e-2, 3e-2),
     ({"precision": "mixed_bfloat16"}, 1e-2, 2e-2),  # 8-bit mantissa compute
     ({"precision": "mixed_float16"}, 1e-2, 2e-2),  # 11-bit mantissa, dynamic loss scaling
 ], ids=["xla", "mixed_bfloat16", "mixed_float16"])
@@ -192,13 +194,37 @@ def test_nan_guard_never_names_a_checkpoint_of_another_run(tmp_path, small_data)
     x, y = small_data
     mc, tc = tiny_cfgs()
     training.configure_tf(tc, 0)
-    gan = training.build_gan(mc, tc, 28, 1, 10)
+    gan = training.build_gan(mc, tc, 28, 1, 10, seed=0)
     path = tmp_path / "ckpt.npz"
     training.save_checkpoint(path, gan, training.Checkpoint(50, "another run"))
     w = gan.discriminator.get_layer("logit").kernel
     w.assign(np.full(w.shape, np.nan, np.float32))
     cb = training._StepCallback(gan, training.Checkpoint(0, "this run"), path, tc, training.plan(len(x), tc), None,
                                 None, progress=False)
-    ds = training.epoch_dataset(x, y.astype(np.int32), 32, 0, 0, 0, 2, gan.noise_spec())
+    ds = training.epoch_dataset(x, y.astype(np.int32), 32, 0, 0, 0, 2)
     with pytest.raises(training.TrainingDiverged, match=r"at step 1; stopped \(last good checkpoint: none was written\)"):
         gan.fit(ds, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
+
+
+# --------------------------------------------------------------------------- larger images
+@pytest.mark.parametrize("arch, size", [("dcgan", 64), ("resnet", 64), ("dcgan", 128)])
+def test_large_rgb_images_train_and_resume_exactly(tmp_path, arch, size):
+    """64 and 128 px RGB: the architectures' shapes, a few steps from a memory-mapped split, and resume."""
+    from ganpipe.io import save_npz
+    from ganpipe.prepare import load_split
+
+    rng = np.random.default_rng(0)
+    save_npz(tmp_path / "train.npz", x=rng.integers(0, 256, (48, size, size, 3), dtype=np.uint8),
+             y=rng.integers(0, 3, 48))
+    split = load_split(tmp_path / "train.npz", mmap=True)
+    assert isinstance(split.x, np.memmap)
+    data = (split.x, split.y)
+    small = {"arch": arch, "g_width": 8, "d_width": 8}
+    train = {"batch_size": 8, "checkpoint_every": 2, "augment": ["translation", "cutout"]}
+    full, _ = run_train(tmp_path / "full", data, small, train | {"epochs": 1})
+    run_train(tmp_path / "cut", data, small, train | {"epochs": 1, "max_steps": 3})
+    resumed, log = run_train(tmp_path / "cut", data, small, train | {"epochs": 1})
+    assert resumed["resumed_from_step"] == 3 and full["steps"] == 6
+    assert load_model(tmp_path / "full/models/generator.keras").output_shape == (None, size, size, 3)
+    for name in ("models/generator.keras", "models/discriminator.keras", "ckpt/ckpt.npz"):
+        assert digest(tmp_path / "full" / name) == digest(tmp_path / "cut" / name), name
