@@ -5,6 +5,8 @@
   evaluate stage's protocol and prints the metrics (``--json FILE`` writes them too).
 - ``ganpipe exp PROFILE [-n NAME] [--queue] [-S key=value ...]`` runs ``profiles/PROFILE.yaml`` as a DVC
   experiment on top of the committed params.
+- ``ganpipe plots show|diff [DVC ARGS]`` runs ``dvc plots show|diff`` with a page that works offline
+  (Vega inline instead of DVC's CDN links).
 """
 
 from __future__ import annotations
@@ -66,10 +68,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="an override on top of the profile, as in `dvc exp run -S`")
     ex.add_argument("--from-workspace", action="store_true",
                     help="start from the workspace's params.yaml even where it differs from HEAD")
+    pl = sub.add_parser("plots", help="dvc plots show|diff with an offline page (Vega inline, no CDN)")
+    pl.add_argument("action", choices=["show", "diff"])
+    pl.add_argument("dvc_args", nargs=argparse.REMAINDER, help="passed to dvc plots show|diff (revisions, -o DIR, ...)")
     args = ap.parse_args(argv)
     try:
         if args.command == "exp":
             return _exp(args)
+        if args.command == "plots":
+            from .offline_plots import run
+
+            return run(args.action, args.dvc_args)
         (_report if args.command == "report" else _evaluate)(args)
     except GanpipeError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -127,6 +127,13 @@ def test_commits_compare_with_metrics_and_params_diff_and_the_offline_report(pro
     urls = [e["url"] for entries in shown.values() for e in entries if e.get("type") == "image"]
     assert urls and len(urls) == len(set(urls)), urls
     assert not [k for k in shown if k.endswith(".tsv") or k.endswith("plots/metrics")], sorted(shown)
+    # the offline page: Vega inline, no CDN; the sample grids in DVCLive's step layout, ordered by step
+    sh([sys.executable, "-m", "ganpipe.cli", "plots", "show", "-o", "offline-plots"], repo)
+    page = (repo / "offline-plots/index.html").read_text()
+    assert "cdn.jsdelivr" not in page and "<script src=" not in page and "vegaEmbed(" in page
+    assert "Losses per epoch" in page
+    steps = [int(s) for s in re.findall(r"samples[/\\](\d+)\.png", page)]
+    assert len(steps) >= 2 and steps == sorted(steps), steps
 
     out = sh([str(Path(sys.prefix) / "bin" / "ganpipe"), "report", "HEAD~1", "HEAD", "-o", "reports/cmp.html"], repo)
     assert "2 runs" in out.stdout
