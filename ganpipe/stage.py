@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow start-up c
 
 
 WRITE_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM}
+BEFORE_EXIT: list[Callable[[], None]] = []  # run before os._exit (stages/launch.py drains its stderr filter)
 
 
 def run_stage(main: Callable[[], None]) -> None:
@@ -28,6 +29,8 @@ def run_stage(main: Callable[[], None]) -> None:
         where = os.fsdecode(e.filename) if e.filename else "an output file"
         print(f"error: cannot write {where}: {e.strerror} (previous outputs are unchanged)", file=sys.stderr)
         sys.stderr.flush()
+        for hook in BEFORE_EXIT:
+            hook()
         os._exit(1)  # skip interpreter shutdown, where TensorFlow's exit hooks print noise after such errors
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -131,3 +131,27 @@ def test_every_file_the_report_and_plots_read_is_a_stage_output():
     for path in wanted:
         assert any(path == d or path.startswith(d.rstrip("/") + "/") for d in declared), \
             f"{path} is read by the report or a plot but no stage declares it as an output"
+
+
+def test_the_wrapper_keeps_tensorflow_start_up_chatter_out_of_stage_logs(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    (tmp_path / "probe.py").write_text(
+        "import os, sys\n"
+        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+        "os.write(2, b'I0000 00:00:1795904243.289771    9879 cudart_stub.cc:31] Could not find cuda drivers\\n')\n"
+        "os.write(2, b'E0000 00:00:1795901906.309843    1475 cuda_platform.cc:52] failed call to cuInit: X\\n')\n"
+        "os.write(2, b'E0000 00:00:1795901906.309843    1475 real.cc:1] a real error\\n')\n"
+        "sys.stderr.write('\\rtrain:  50%|#####     | 1/2'); sys.stderr.flush()\n"
+        "print('error: params.yaml: train.g_lr: must be in (0, 1), got 2.0', file=sys.stderr)\n"
+        "sys.exit(1)\n")
+    run = lambda env: subprocess.run(["sh", str(REPO / "stages/python.sh"), "probe.py"], cwd=tmp_path,  # noqa: E731
+                                     capture_output=True, env={"PATH": "/usr/bin:/bin", **env})
+    out = run({})
+    assert out.returncode == 1
+    assert out.stderr == (b"E0000 00:00:1795901906.309843    1475 real.cc:1] a real error\n"
+                          b"\rtrain:  50%|#####     | 1/2error: params.yaml: train.g_lr: must be in (0, 1), got 2.0\n")
+    assert run({"TF_CPP_MIN_LOG_LEVEL": "0"}).stderr.count(b"\n") == 5  # off: everything passes
