@@ -56,7 +56,7 @@ def project(tiny_run, tmp_path_factory):
 
 def test_exp_run_with_set_param_is_reported_by_exp_show(project):
     repo, _ = project
-    out = dvc("exp", "run", "-S", "model.loss=hinge", "-n", "hinge-loss", cwd=repo)
+    out = dvc("exp", "run", "-S", "model.loss=hinge", "-S", "train.max_steps=64", "-n", "hinge-loss", cwd=repo)
     assert "Running stage 'train'" in out.stdout and "Running stage 'prepare'" not in out.stdout
     exps = {e["name"]: e for e in experiments(repo)}
     assert "hinge-loss" in exps, sorted(exps)
@@ -77,6 +77,10 @@ def test_exp_run_with_set_param_is_reported_by_exp_show(project):
         assert column in first, (column, first)
     assert len([c for c in columns if c.endswith("d_loss")]) <= 1, columns  # not reported twice
     assert not [c for c in columns if "sha256" in c or "per_class" in c or c.startswith("protocol")], columns
+    # back to the committed run, from git and the cache (no retraining in the tests that follow)
+    sh(["git", "checkout", "HEAD", "--", "."], repo)
+    dvc("checkout", "--force", cwd=repo)
+    assert "Running stage" not in dvc("repro", "--dry", cwd=repo).stdout
 
 
 def test_queued_profile_experiments_run_with_exactly_the_params_they_name(project):
@@ -89,8 +93,9 @@ def test_queued_profile_experiments_run_with_exactly_the_params_they_name(projec
     refused = sh([ganpipe, "exp", "default", "--queue", "-S", "train.g_lr=0.0003"], repo, check=False)
     assert refused.returncode == 1 and "params.yaml differs from HEAD" in refused.stderr
     sh(["git", "checkout", "HEAD", "--", "params.yaml"], repo)
-    for lr in ("0.0003", "0.0007"):
-        sh([ganpipe, "exp", "default", "--queue", "-n", f"glr-{lr}", "-S", f"train.g_lr={lr}"], repo)
+    for lr in ("0.0003", "0.0007"):  # 48 steps each (max_steps) keeps the test short
+        sh([ganpipe, "exp", "default", "--queue", "-n", f"glr-{lr}", "-S", f"train.g_lr={lr}", "-S",
+            "train.max_steps=48"], repo)
     dvc("queue", "start", "-j", "1", cwd=repo)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -103,7 +108,7 @@ def test_queued_profile_experiments_run_with_exactly_the_params_they_name(projec
     exps = {e["name"]: e for e in experiments(repo)}
     for lr in ("0.0003", "0.0007"):
         want = json.loads(json.dumps(head))
-        want["train"]["g_lr"] = float(lr)
+        want["train"]["g_lr"], want["train"]["max_steps"] = float(lr), 48
         assert exps[f"glr-{lr}"]["params"] == want
         assert exps[f"glr-{lr}"]["eval"]["fd_clf_1k"] > 0
 
