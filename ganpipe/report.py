@@ -172,26 +172,27 @@ def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))
 
 
-def render(runs: list[Run], curves: bytes | None = None) -> tuple[str, str]:
-    """(html, markdown) for ``runs``; the first run is the baseline for the verdicts. ``curves``: the
-    PNG of :func:`loss_plot`, if any."""
-    names = sorted(set().union(*(metric_rows(r) for r in runs)))
+def _table(title: str, header: list[str], rows: list[list[str]]) -> tuple[list[str], list[str]]:
+    """A titled table as (Markdown lines, HTML lines)."""
+    md = ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    md += ["| " + " | ".join(row) + " |" for row in rows]
+    h = [f"<h2>{html.escape(title)}</h2><table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr>"]
+    h += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows]
+    return md, h + ["</table>"]
+
+
+def _metrics_section(runs: list[Run]) -> tuple[list[str], list[str]]:
+    """The metric table: each run's value and interval, the baseline's floor and ceiling, the verdicts."""
     rows = [metric_rows(r) for r in runs]
-    base = rows[0]
-    md = ["# ganpipe report", "", "Runs: " + ", ".join(f"`{r.label}`" for r in runs), ""]
-    h = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>ganpipe report</title><style>",
-         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-         "padding:3px 8px;text-align:right}th:first-child,td:first-child{text-align:left}.diff{background:#fde2e2}"
-         "img{image-rendering:pixelated;max-width:100%}</style></head><body>",
-         "<h1>ganpipe report</h1>"]
+    base, names = rows[0], sorted(set().union(*rows))
+    protocols = [r.eval.get("protocol", {}) for r in runs]
     header = (["metric"] + [r.label for r in runs] + ["floor", "ceiling"]
               + [f"{r.label} vs {runs[0].label}" for r in runs[1:]])
-    md += ["## Metrics (95% intervals)", "",
-           f"Floor (real train images) and ceiling (an untrained generator) are `{runs[0].label}`'s, measured with "
-           "its protocol. A difference is called only between runs whose protocols agree for that metric.", "",
-           "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    h += ["<h2>Metrics (95% intervals)</h2><table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr>"]
-    protocols = [r.eval.get("protocol", {}) for r in runs]
+    md = ["## Metrics (95% intervals)", "",
+          f"Floor (real train images) and ceiling (an untrained generator) are `{runs[0].label}`'s, measured with "
+          "its protocol. A difference is called only between runs whose protocols agree for that metric.", "",
+          "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    h = ["<h2>Metrics (95% intervals)</h2><table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr>"]
     for name in names:
         cells, verdicts = [], []
         for row in rows:
@@ -206,24 +207,29 @@ def render(runs: list[Run], curves: bytes | None = None) -> tuple[str, str]:
         md.append(f"| {name} | " + " | ".join(cells + verdicts) + " |")
         h.append("<tr><td>" + html.escape(name) + "</td>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
                  + "".join(f"<td class='{'diff' if v.startswith('differs') else ''}'>{v}</td>" for v in verdicts) + "</tr>")
-    h.append("</table>")
+    return md, h + ["</table>"]
+
+
+def render(runs: list[Run], curves: bytes | None = None) -> tuple[str, str]:
+    """(html, markdown) for ``runs``; the first run is the baseline for the verdicts. ``curves``: the
+    PNG of :func:`loss_plot`, if any."""
+    md = ["# ganpipe report", "", "Runs: " + ", ".join(f"`{r.label}`" for r in runs), ""]
+    h = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>ganpipe report</title><style>",
+         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+         "padding:3px 8px;text-align:right}th:first-child,td:first-child{text-align:left}.diff{background:#fde2e2}"
+         "img{image-rendering:pixelated;max-width:100%}</style></head><body>",
+         "<h1>ganpipe report</h1>"]
+    sections = [_metrics_section(runs)]
     train_keys = ["steps", "images_seen", "img_per_sec", "wall_seconds", "d_loss", "g_loss"]
-    md += ["", "## Training", "", "| run | " + " | ".join(train_keys) + " |", "|" + " --- |" * (len(train_keys) + 1)]
-    h.append("<h2>Training</h2><table><tr><th>run</th>" + "".join(f"<th>{k}</th>" for k in train_keys) + "</tr>")
-    for r in runs:
-        vals = [_fmt(r.train.get(k, "—")) for k in train_keys]
-        md.append(f"| {r.label} | " + " | ".join(vals) + " |")
-        h.append(f"<tr><td>{html.escape(r.label)}</td>" + "".join(f"<td>{v}</td>" for v in vals) + "</tr>")
-    h.append("</table>")
+    sections.append(_table("Training", ["run"] + train_keys,
+                           [[r.label] + [_fmt(r.train.get(k, "—")) for k in train_keys] for r in runs]))
     changed = changed_params(runs)
     if changed:
-        md += ["", "## Params that differ", "", "| key | " + " | ".join(r.label for r in runs) + " |",
-               "|" + " --- |" * (len(runs) + 1)]
-        h.append("<h2>Params that differ</h2><table><tr><th>key</th>" + "".join(f"<th>{html.escape(r.label)}</th>" for r in runs) + "</tr>")
-        for k, vals in changed.items():
-            md.append(f"| {k} | " + " | ".join(_fmt(v) for v in vals) + " |")
-            h.append(f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{_fmt(v)}</td>" for v in vals) + "</tr>")
-        h.append("</table>")
+        sections.append(_table("Params that differ", ["key"] + [r.label for r in runs],
+                               [[k] + [_fmt(v) for v in vals] for k, vals in changed.items()]))
+    for section_md, section_h in sections:
+        md += section_md
+        h += section_h
     if curves:
         h += ["<h2>Training curves (epoch means)</h2>", _img(curves, "losses")]
     h.append("<h2>Samples</h2><table><tr>" + "".join(f"<th>{html.escape(r.label)}</th>" for r in runs) + "</tr><tr>")
