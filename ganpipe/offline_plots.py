@@ -27,7 +27,7 @@ PAGE = """<!DOCTYPE html>
     {refresh_tag}
 {libraries}
     <style>
-        table {{ border-spacing: 15px; }}
+        table { border-spacing: 15px; }
     </style>
 </head>
 <body>
@@ -41,7 +41,7 @@ def template() -> str:
     """The page: DVC's placeholders ``{refresh_tag}`` and ``{plot_divs}``, the libraries inline, no ``{scripts}``."""
     libraries = "\n".join(f"    <script>\n{(VEGA_DIR / name).read_text(encoding='utf8')}\n    </script>"
                           for name in VEGA_FILES)
-    return PAGE.replace("{libraries}", libraries).replace("{{", "{").replace("}}", "}")
+    return PAGE.replace("{libraries}", libraries)  # last: the libraries' own text stays as it is
 
 
 def dvc_executable() -> str:

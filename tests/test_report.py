@@ -87,3 +87,12 @@ def test_results_split_into_headline_and_details_and_merge_back():
     merged = merge(json.dumps(headline), json.dumps(details))
     assert merged == full
     assert merge(json.dumps(full), None) == full  # a revision from before the split
+
+
+def test_the_offline_plots_page_carries_the_vega_libraries_verbatim_and_no_cdn():
+    from ganpipe.offline_plots import VEGA_DIR, VEGA_FILES, template
+
+    page = template()
+    for name in VEGA_FILES:  # minified code holds "}}" and the like: nothing may be rewritten in it
+        assert (VEGA_DIR / name).read_text(encoding="utf8") in page, name
+    assert page.count("{plot_divs}") == 1 and "{scripts}" not in page and "<script src=" not in page
