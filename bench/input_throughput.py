@@ -4,7 +4,7 @@
 which one bounds training.
 
 For each batch size, the pipeline alone is timed over ``--steps`` steps of a real Fashion-MNIST epoch,
-from memory and memory-mapped from a prepared ``.npz``, alternately (memory, mmap, memory, mmap, ...)
+from memory and from a prepared split's memory-mapped shards (``ganpipe.splits``), alternately (memory, mmap, memory, mmap, ...)
 ``--rounds`` times; medians are printed. The device-side draws are timed too (``step_noise`` for the
 default params' spec, as a ``tf.function`` on this CPU). A GPU step of our default networks ran at 110k img/s (float32) and 310k img/s
 (bfloat16) at batch 1024 on an H200 (bench/results/gpu_check.log): the goal is at least twice that.
@@ -30,8 +30,8 @@ import tensorflow as tf  # noqa: E402
 
 from ganpipe import params, training  # noqa: E402
 from ganpipe.gan import step_noise  # noqa: E402
-from ganpipe.io import save_npz  # noqa: E402
-from ganpipe.prepare import load_split  # noqa: E402
+from ganpipe.sources import Split  # noqa: E402
+from ganpipe.splits import load_split, write_split  # noqa: E402
 from ganpipe.sources import load_fashion_mnist  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,8 +65,8 @@ def main() -> None:
     gan = training.build_gan(mc, tc, 28, 1, 10, seed=0)
     spec = gan.noise_spec()
     with tempfile.TemporaryDirectory() as tmp:
-        save_npz(Path(tmp) / "train.npz", x=x, y=y)
-        xm = load_split(Path(tmp) / "train.npz", mmap=True).x
+        write_split(Path(tmp) / "train", Split(x, y))
+        xm = load_split(Path(tmp) / "train", mmap=True).x
         print(f"input pipeline alone ({args.rounds} rounds of up to {args.steps} steps, medians); device-side "
               f"draws of params.yaml's model/train: {sorted(spec)}")
         for batch in (int(b) for b in args.batches.split(",")):

@@ -9,7 +9,7 @@ statistics, same seed). Prints a table and writes JSON and a plot of FD against 
 training seconds.
 
 Needs the features stage's outputs (``dvc repro features``): models/classifier.keras,
-data/features/real_stats.npz, data/prepared/train.npz.
+data/features/real_stats.npz, data/prepared/train/.
 
     .venv/bin/python bench/quality_per_compute.py [--budget 480] [--evals 8] [--runs ours,recipe]
 """
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the bench.* help
 import numpy as np  # noqa: E402
 
 from ganpipe import losses, params, training  # noqa: E402
-from ganpipe.prepare import load_split  # noqa: E402
+from ganpipe.splits import load_split  # noqa: E402
 from ganpipe.features import ClassifierExtractor, load_real_stats  # noqa: E402
 from ganpipe.generation import generate  # noqa: E402
 from ganpipe.metrics import feature_stats, frechet_distance  # noqa: E402
@@ -37,7 +37,7 @@ from ganpipe.metrics import feature_stats, frechet_distance  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 CLASSIFIER = REPO / "models/classifier.keras"
 STATS = REPO / "data/features/real_stats.npz"
-TRAIN = REPO / "data/prepared/train.npz"
+TRAIN = REPO / "data/prepared/train"
 
 
 class Ours:

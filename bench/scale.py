@@ -1,11 +1,12 @@
-"""Memory of the train stage against dataset size: does peak RSS stay flat as the prepared split grows?
+"""Memory of the prepare and train stages against dataset size: does peak RSS stay flat as data grows?
 
-For each (images, size) cell a synthetic prepared split of random uint8 RGB images is written as the
-prepare stage writes it (an uncompressed ``.npz``, streamed from a memory-mapped scratch array so that
-this script stays small too), and a child process trains ``--steps`` steps on it the way the train stage
-does (``load_split(..., mmap=True)``, ``training.train``; a small DCGAN, batch 64) and reports its peak
-RSS (``ru_maxrss``), its anonymous memory at the end (``RssAnon``: memory that is not file pages the kernel
-can drop) and its img/s. The prepare stage itself still holds a split in memory (see README).
+For each (images, size) cell a synthetic dataset of random uint8 RGB images is written as an
+uncompressed ``.npz`` (``prepare.source: npz:<file>``; streamed from a memory-mapped scratch array so
+that this script stays small too). One child process runs the prepare stage's logic on it
+(``ganpipe.prepare.prepare``: the source read a chunk at a time, sharded splits written), another trains
+``--steps`` steps on the prepared train split the way the train stage does (``load_split(..., mmap=True)``,
+``training.train``; a small DCGAN, batch 64). Each reports its peak RSS (``ru_maxrss``), and the trainer
+its anonymous memory at the end (``RssAnon``), its mapped file pages (``RssFile``) and its img/s.
 
     .venv/bin/python bench/scale.py [--cells 10000x64,50000x64,200000x64,50000x128] [--steps 60] [--work DIR]
 """
@@ -15,9 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +28,21 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+PREPARE = r"""
+import json, os, resource, sys
+from ganpipe import params
+from ganpipe.prepare import prepare
+source, size, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+cfg = params.from_dict(params.Prepare, params.read_params_file(os.path.join(os.environ["REPO"], "params.yaml"))["prepare"]
+                       | dict(source="npz:" + source, image_size=size, channels=3, test_fraction=0.02))
+prepare(cfg, 0, out + "/prepared", out + "/data.json")
+print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
 CHILD = r"""
 import json, os, resource, sys, time
 from ganpipe import params
-from ganpipe.prepare import load_split
+from ganpipe.splits import load_split
 from ganpipe import training
 path, steps, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 split = load_split(path, mmap=True)
@@ -49,7 +63,7 @@ print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_max
 """
 
 
-def write_split(path: Path, n: int, size: int, scratch: Path) -> None:
+def write_source(path: Path, n: int, size: int, scratch: Path) -> None:
     from ganpipe.io import save_npz
 
     x = np.lib.format.open_memmap(scratch, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
@@ -71,22 +85,31 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="ganpipe-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "REPO": str(REPO), "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    print(f"train stage memory, {args.steps} steps of a small DCGAN at batch 64 from a memory-mapped split")
-    print("| images | size | split on disk | peak RSS | RssAnon at end | RssFile at end | img/s |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for cell in args.cells.split(","):
-        n, size = (int(v) for v in cell.split("x"))
-        path = work / f"train-{n}x{size}.npz"
-        if not path.exists():
-            write_split(path, n, size, work / "scratch.npy")
-        out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(args.steps), str(work / f"run-{cell}")],
-                             env=env, capture_output=True, text=True)
+    print(f"prepare (npz source -> shards), then train: {args.steps} steps of a small DCGAN at batch 64")
+    print("| images | size | data on disk | prepare: peak RSS | prepare: s | train: peak RSS | RssAnon at end "
+          "| RssFile at end | img/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+
+    def child(code, *argv):
+        out = subprocess.run([sys.executable, "-c", code, *map(str, argv)], env=env, capture_output=True, text=True)
         if out.returncode:
             sys.exit(out.stderr[-3000:])
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"| {n:,} | {size}x{size}x3 | {path.stat().st_size / 2**30:.2f} GiB | {r['peak_rss_mb']:,.0f} MiB | "
-              f"{r['rss_anon_mb']:,.0f} MiB | {r['rss_file_mb']:,.0f} MiB | {r['img_per_sec']:,.0f} |", flush=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    for cell in args.cells.split(","):
+        n, size = (int(v) for v in cell.split("x"))
+        path, run = work / f"source-{n}x{size}.npz", work / f"run-{cell}"
+        if not path.exists():
+            write_source(path, n, size, work / "scratch.npy")
+        t0 = time.perf_counter()
+        p = child(PREPARE, path, size, run)
+        seconds = time.perf_counter() - t0
+        r = child(CHILD, run / "prepared/train", args.steps, run)
+        print(f"| {n:,} | {size}x{size}x3 | {path.stat().st_size / 2**30:.2f} GiB | {p['peak_rss_mb']:,.0f} MiB | "
+              f"{seconds:.0f} | {r['peak_rss_mb']:,.0f} MiB | {r['rss_anon_mb']:,.0f} MiB | {r['rss_file_mb']:,.0f} MiB | "
+              f"{r['img_per_sec']:,.0f} |", flush=True)
         path.unlink()
+        shutil.rmtree(run)
 
 
 if __name__ == "__main__":

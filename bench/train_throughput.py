@@ -6,12 +6,15 @@ For each arch x loss, at batch 128 on real Fashion-MNIST:
   - stage:  ``GAN.fit`` over the stage's tf.data input with the stage's callback (NaN guard, loss sums,
             progress bar) and the EMA generator, exactly as ``ganpipe.training`` runs it, plus the time of
             one checkpoint write spread over ``train.checkpoint_every`` steps (params.yaml).
-Both are warmed up (traced) first; the timed part is steady state. The two are measured alternately,
+The plain step has no augmentation, so the stage runs with ``train.augment_p`` fixed at ``--augment-p``
+(default 0: the ops are in the graph and skipped, as under ADA before D overfits); ``--augment-p adaptive``
+measures the default params as they are (ADA's p then rises within a few dozen steps on this data and the
+stage pays for augmenting D's inputs, which the plain step does not do). Both are warmed up (traced) first; the timed part is steady state. The two are measured alternately,
 ``--rounds`` times each (plain, stage, plain, stage, ...), and the medians are reported, so that a busy
 machine weighs on both alike. Prints img/s and stage/plain.
 
     .venv/bin/python bench/train_throughput.py [--steps 40] [--archs dcgan,resnet,mlp] [--losses ns,hinge,wgan-gp]
-        [--batch 128] [--rounds 3] [--precision float32|mixed_bfloat16|mixed_float16] [--xla]
+        [--batch 128] [--rounds 3] [--precision float32|mixed_bfloat16|mixed_float16] [--xla] [--augment-p 0]
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ def main():
     ap.add_argument("--losses", default="ns,hinge,wgan-gp")
     ap.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"])
     ap.add_argument("--xla", action="store_true", help="XLA-compile both steps (turns op determinism off)")
+    ap.add_argument("--augment-p", default="0", help="the stage's train.augment_p (0: like the plain step)")
     ap.add_argument("--synthetic", action="store_true", help="random images instead of Fashion-MNIST (same cost)")
     args = ap.parse_args()
     if args.synthetic:
@@ -90,9 +94,10 @@ def main():
         raw = load_fashion_mnist()
         x, y = raw.train.x, raw.train.y
     p = params.read_params_file(REPO / "params.yaml")
+    p["train"]["augment_p"] = args.augment_p if args.augment_p == "adaptive" else float(args.augment_p)
     print(f"device: {tf.config.list_logical_devices()[-1].name}, threads: {os.cpu_count()}, batch {args.batch}, "
           f"{args.steps} timed steps, checkpoint every {p['train']['checkpoint_every']} steps (cost amortised), "
-          f"EMA {p['train']['ema_decay']}, precision {args.precision}, XLA {'on' if args.xla else 'off'}")
+          f"EMA {p['train']['ema_decay']}, stage augment_p {p['train']['augment_p']}, precision {args.precision}, XLA {'on' if args.xla else 'off'}")
     print(f"{'arch':8} {'loss':8} {'plain img/s':>12} {'stage img/s':>12} {'stage/plain':>12} {'ckpt s':>8}")
     for arch in args.archs.split(","):
         for loss in args.losses.split(","):

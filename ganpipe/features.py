@@ -21,7 +21,7 @@ from . import seeds
 from .errors import DataError, GanpipeError
 from .io import load_npz, save_npz, sha256_file
 from .metrics import feature_stats
-from .prepare import load_split
+from .splits import load_split
 from .saving import load_model
 
 INCEPTION_WEIGHTS = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"

@@ -89,7 +89,6 @@ class GAN(keras.Model):
         self.generator = generator
         self.discriminator = discriminator
         self.ema_generator = ema_generator
-        self.loss_kind = loss
         self.loss = losses.get(loss)
         self.latent_dim = latent_dim
         self.num_classes = num_classes

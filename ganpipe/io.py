@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -44,6 +45,39 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
         if isinstance(e, OSError) and e.errno is not None and not e.filename:
             raise OSError(e.errno, e.strerror, str(path)) from e  # name the output, not a temporary file
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` (a previous folder there is
+    moved aside, then deleted), else it is deleted. Errors name ``path``, not the temporary folder."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from e
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", suffix=".tmp", dir=path.parent))
+            os.replace(path, old / path.name)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if old is not None:
+                os.replace(old / path.name, path)  # put the previous folder back
+            raise
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno is not None:
+            name = str(path) if not e.filename else str(e.filename).replace(str(tmp), str(path))
+            raise OSError(e.errno, e.strerror, name) from e
         raise
 
 
@@ -94,10 +128,47 @@ def load_npz(path: str | os.PathLike, skip: tuple[str, ...] = ()) -> dict[str, n
         raise DataError(f"{path}: not a readable .npz archive ({e})") from None
 
 
-def load_npz_mmap(path: str | os.PathLike, name: str) -> np.ndarray:
-    """Array ``name`` of an uncompressed ``.npz`` (as :func:`save_npz` writes them), memory-mapped read-only:
-    its pages are read from the file when touched and can be dropped again under memory pressure, so a
-    dataset larger than memory can be trained on. A compressed member is read whole instead."""
+class NpyRows:
+    """Rows of an array stored in a file at ``offset`` (C order), read with ``os.pread`` when indexed: no
+    copy of the array in memory and no mapping that would keep its pages resident. ``rows`` selects and
+    orders a subset lazily (``x[idx]`` with an index array gives another ``NpyRows``); a slice reads."""
+
+    def __init__(self, path: Path, dtype: np.dtype, shape: tuple, offset: int, rows: np.ndarray | None = None):
+        self.path, self.dtype, self.offset = Path(path), np.dtype(dtype), offset
+        self.full_shape = tuple(shape)
+        self.rows = np.arange(shape[0]) if rows is None else rows
+        self.shape = (len(self.rows), *shape[1:])
+        self.ndim = len(shape)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def reshape_rows(self, *row_shape: int) -> "NpyRows":
+        assert np.prod(row_shape) == np.prod(self.full_shape[1:])
+        return NpyRows(self.path, self.dtype, (self.full_shape[0], *row_shape), self.offset, self.rows)
+
+    def __getitem__(self, idx):
+        if not isinstance(idx, slice):
+            return NpyRows(self.path, self.dtype, self.full_shape, self.offset, self.rows[np.asarray(idx)])
+        rows = self.rows[idx]
+        row_bytes = self.dtype.itemsize * int(np.prod(self.full_shape[1:]))
+        out = np.empty((len(rows), row_bytes), np.uint8)
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1  # runs of consecutive rows: one read each
+        with open(self.path, "rb") as f:
+            for a, b in zip([0, *breaks], [*breaks, len(rows)]):
+                if b > a:
+                    n = (b - a) * row_bytes
+                    data = os.pread(f.fileno(), n, self.offset + int(rows[a]) * row_bytes)
+                    if len(data) != n:
+                        raise DataError(f"{self.path}: truncated (a read of rows {rows[a]}..{rows[b - 1]} came short)")
+                    out[a:b] = np.frombuffer(data, np.uint8).reshape(b - a, row_bytes)
+        return out.view(self.dtype).reshape(len(rows), *self.full_shape[1:])
+
+
+def npz_rows(path: str | os.PathLike, name: str) -> np.ndarray | NpyRows:
+    """Array ``name`` of an ``.npz``: an :class:`NpyRows` over the file when the member is stored
+    uncompressed (``np.savez``, :func:`save_npz`), so that an array larger than memory can be streamed; a
+    compressed member (``np.savez_compressed``) is read whole."""
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as zf:
@@ -115,13 +186,17 @@ def load_npz_mmap(path: str | os.PathLike, name: str) -> np.ndarray:
             read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, fortran, dtype = read_header(f)
             offset = f.tell()
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"{path}: cannot map array {name!r} ({e})") from None
+    except KeyError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz archive ({e})") from None
     if dtype.hasobject:
         raise DataError(f"{path}: array {name!r} holds Python objects (would need pickle)")
+    if fortran or not shape:
+        return load_npz(path)[name]
     if offset + dtype.itemsize * int(np.prod(shape)) > path.stat().st_size:
         raise DataError(f"{path}: array {name!r} is truncated")
-    return np.memmap(path, dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+    return NpyRows(path, dtype, shape, offset)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

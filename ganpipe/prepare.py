@@ -1,35 +1,36 @@
-"""The ``prepare`` stage's logic: a source's images selected, split, resized and written as prepared splits."""
+"""The ``prepare`` stage's logic: a source's images selected, split, resized and written as sharded splits.
+
+The split and the caps are drawn on labels alone, before any image is decoded; then each split is
+streamed: images are decoded and resized chunk by chunk (image files in worker processes), and
+written shard by shard (``ganpipe.splits``), so memory holds a few chunks and one shard whatever the
+dataset's size. The bytes do not depend on the number of workers.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
+from tqdm import tqdm
 
 from . import seeds
 from .errors import DataError
-from .io import load_npz, load_npz_mmap, save_npz, write_json
-from .sources import RawData, Split, load_source
+from .io import atomic_dir, write_json
+from .sources import ImageFiles, RawData, Split, decode_files, load_source
+from .splits import SHARD_BYTES, SplitWriter
 from .transforms import resize_images, stratified_choice, to_channels
 
-
-@dataclass
-class Prepared:
-    train: Split
-    test: Split
-    class_names: list[str] | None
-    metrics: dict
+ARRAY_CHUNK = 4096  # images per chunk of an in-memory source
+FILE_CHUNK = 64  # image files per task handed to a worker process
 
 
-def _split_summary(s: Split, n_classes: int | None) -> dict:
-    x = s.x.astype(np.float64) / 255.0
-    out = {"count": int(len(s)), "pixel_mean": float(x.mean()), "pixel_std": float(x.std())}
-    if s.y is not None:
-        counts = np.bincount(s.y, minlength=n_classes or 0)
-        out["per_class"] = {str(i): int(c) for i, c in enumerate(counts)}
-    return out
+def default_workers() -> int:
+    """Worker processes for decoding image files: the CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def select_classes(raw: RawData, classes) -> tuple[Split, Split | None, list[str] | None]:
@@ -52,9 +53,8 @@ def select_classes(raw: RawData, classes) -> tuple[Split, Split | None, list[str
     return select(train), (select(test) if test is not None else None), names
 
 
-def prepare(params, seed: int, raw: RawData | None = None) -> Prepared:
-    """Run the prepare stage's logic on ``params`` (a :class:`ganpipe.params.Prepare`)."""
-    raw = load_source(params.source, params.on_bad_image, params.image_size) if raw is None else raw
+def choose(raw: RawData, params, seed: int) -> tuple[Split, Split, list[str] | None]:
+    """The train and test splits (still undecoded for image files): classes, held-out share, caps."""
     train, test, names = raw.train, raw.test, raw.class_names
     if params.classes is not None:
         train, test, names = select_classes(raw, params.classes)
@@ -73,49 +73,107 @@ def prepare(params, seed: int, raw: RawData | None = None) -> Prepared:
     if names is None and train.y is not None:
         n_classes = int(max(train.y.max(), test.y.max() if len(test) else 0)) + 1
         names = [str(i) for i in range(n_classes)]
+    return train, test, names
 
-    def finish(s: Split) -> Split:
-        x = resize_images(s.x, params.image_size)
-        return Split(to_channels(x, params.channels), s.y)
 
-    train, test = finish(train), finish(test)
+def finish(images: np.ndarray | list, size: int, channels: int) -> np.ndarray:
+    """Centre-cropped, resized to ``size`` and converted to ``channels`` (grey from RGB by luma)."""
+    if isinstance(images, list):  # images of mixed sizes and channel counts
+        return np.concatenate([to_channels(resize_images([im], size), channels) for im in images])
+    return to_channels(resize_images(images, size), channels)
+
+
+def _decode_task(task) -> tuple[np.ndarray, list[int], list[str], list[bytes]]:
+    """One worker task: decode and finish a chunk of files (a top-level function, so workers can run it)."""
+    files, on_bad_image, size, channels = task
+    d = decode_files(files, on_bad_image, size)
+    x = finish(d.images, size, channels) if d.images else np.zeros((0, size, size, channels), np.uint8)
+    return x, d.kept, d.skipped, d.digest_lines
+
+
+class _Files:
+    """What decoding image files found across both splits: the digest of the images used, the skipped."""
+
+    def __init__(self):
+        self.hash = hashlib.sha256()
+        self.count = 0
+        self.skipped: list[str] = []
+
+
+def _chunks(s: Split, params, workers: int, found: _Files, bar) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """(images, labels) of split ``s``, finished, in order, a chunk at a time."""
+    size, channels = params.image_size, params.channels
+    if not isinstance(s.x, ImageFiles):
+        for i in range(0, len(s), ARRAY_CHUNK):
+            part = s.x[i:i + ARRAY_CHUNK]
+            bar.update(len(part))
+            yield finish(part, size, channels), (None if s.y is None else s.y[i:i + ARRAY_CHUNK])
+        return
+    starts = range(0, len(s), FILE_CHUNK)
+    tasks = ((s.x[np.arange(i, min(i + FILE_CHUNK, len(s)))], params.on_bad_image, size, channels) for i in starts)
+    if workers > 1 and len(s) > FILE_CHUNK:
+        # forkserver: workers start from a clean single-threaded process (never a fork of one running TF)
+        pool = multiprocessing.get_context("forkserver").Pool(min(workers, len(starts)))
+        results = pool.imap(_decode_task, tasks)
+    else:
+        pool, results = None, map(_decode_task, tasks)
+    try:
+        for start, (x, kept, skipped, lines) in zip(starts, results):
+            bar.update(len(kept) + len(skipped))
+            found.skipped += skipped
+            found.count += len(kept)
+            for line in lines:
+                found.hash.update(line)
+            yield x, (None if s.y is None else s.y[start + np.asarray(kept, np.int64)])
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def _per_class(index_dir: Path, labelled: bool, n_classes: int | None) -> dict:
+    if not labelled:
+        return {}
+    y = np.load(index_dir / "y.npy", allow_pickle=False)
+    return {"per_class": {str(i): int(c) for i, c in enumerate(np.bincount(y, minlength=n_classes or 0))}}
+
+
+def prepare(params, seed: int, out_dir: str | os.PathLike, metrics_path: str | os.PathLike,
+            raw: RawData | None = None, *, workers: int | None = None, shard_bytes: int = SHARD_BYTES,
+            progress: bool = False) -> dict:
+    """Run the prepare stage on ``params`` (a :class:`ganpipe.params.Prepare`): write ``out_dir/train`` and
+    ``out_dir/test`` (``out_dir`` replaced as a whole, only once both are complete) and ``metrics_path``;
+    return the metrics. ``workers``: processes decoding image files (default: one per CPU)."""
+    raw = load_source(params.source, params.on_bad_image, params.image_size) if raw is None else raw
+    train, test, names = choose(raw, params, seed)
     n_classes = len(names) if names else None
+    workers = default_workers() if workers is None else workers
+    found = _Files()
+    shape = (params.image_size, params.image_size, params.channels)
+    summaries = {}
+    with atomic_dir(out_dir) as tmp, tqdm(total=len(train) + len(test), desc="prepare", unit="img",
+                                          disable=not progress, mininterval=1.0, delay=2.0) as bar:  # a bar only after 2 s: a short run that fails prints one line
+        for name, s in (("train", train), ("test", test)):
+            w = SplitWriter(tmp / name, shape, s.y is not None, shard_bytes)
+            for x, y in _chunks(s, params, workers, found, bar):
+                w.add(x, y)
+            w.close(names)
+            if w.count == 0:
+                raise DataError(f"{raw.source}: every image of the {name} split was unreadable "
+                                f"({len(found.skipped)} skipped)")
+            summaries[name] = w.summary() | _per_class(tmp / name, s.y is not None, n_classes)
+    files = raw.files
+    if isinstance(train.x, ImageFiles):
+        files = {f"{train.x.root.name}/ ({found.count} images)": found.hash.hexdigest()}
     metrics = {
         "source": raw.source,
-        "files_sha256": raw.files,
-        "image_shape": list(train.x.shape[1:]),
+        "files_sha256": files,
+        "image_shape": list(shape),
         "num_classes": n_classes or 0,
         "class_names": names or [],
-        "train": _split_summary(train, n_classes),
-        "test": _split_summary(test, n_classes),
-        "skipped_images": len(raw.skipped),
-        "skipped_files": raw.skipped,
+        **summaries,
+        "skipped_images": len(found.skipped) + len(raw.skipped),
+        "skipped_files": sorted(raw.skipped + found.skipped),
     }
-    return Prepared(train, test, names, metrics)
-
-
-def save_split(path: str | os.PathLike, s: Split, class_names: list[str] | None) -> None:
-    arrays = {"x": s.x}
-    if s.y is not None:
-        arrays["y"] = s.y
-    if class_names:
-        arrays["class_names"] = np.asarray(class_names, dtype=str)
-    save_npz(path, **arrays)
-
-
-def write_prepared(prepared: Prepared, out_dir: str | os.PathLike, metrics_path: str | os.PathLike) -> None:
-    out_dir = Path(out_dir)
-    save_split(out_dir / "train.npz", prepared.train, prepared.class_names)
-    save_split(out_dir / "test.npz", prepared.test, prepared.class_names)
-    write_json(metrics_path, prepared.metrics)
-
-
-def load_split(path: str | os.PathLike, mmap: bool = False) -> Split:
-    """Read a prepared split: images (N,H,W,C) uint8, labels or None, class names or None. ``mmap``: the
-    images memory-mapped from the file rather than read into memory (training reads a batch at a time)."""
-    arrays = load_npz(path, skip=("x",) if mmap else ())
-    x = load_npz_mmap(path, "x") if mmap else arrays.get("x")
-    if x is None or x.dtype != np.uint8 or x.ndim != 4:
-        raise DataError(f"{path}: not a prepared split (needs uint8 array 'x' of shape (N,H,W,C))")
-    names = arrays.get("class_names")
-    return Split(x, arrays.get("y"), None if names is None else [str(n) for n in names])
+    write_json(metrics_path, metrics)
+    return metrics

@@ -23,7 +23,7 @@ from .transforms import resize_images, to_channels
 
 CLASSIFIER = "models/classifier.keras"
 STATS = "data/features/real_stats.npz"
-TEST = "data/prepared/test.npz"
+TEST = "data/prepared/test"
 
 
 def load_any_samples(path: str | os.PathLike, height: int, channels: int) -> np.ndarray:

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import DataError
-from .io import load_npz, sha256_file
+from .io import NpyRows, load_npz, npz_rows, sha256_file
 from .transforms import to_channels
 
 
@@ -60,16 +60,32 @@ MAX_CLASSES = 100_000
 class Split:
     """Images (an (N,H,W,C) uint8 array, or a list of (H,W,C) arrays of mixed sizes) and labels."""
 
-    x: np.ndarray | list
+    x: np.ndarray | list | "ImageFiles"
     y: np.ndarray | None
     class_names: list[str] | None = None
+    digest: str | None = None  # a prepared split's identity (``ganpipe.splits.load_split``)
 
     def __len__(self) -> int:
         return len(self.x)
 
     def take(self, idx: np.ndarray) -> "Split":
-        x = self.x[idx] if isinstance(self.x, np.ndarray) else [self.x[i] for i in idx]
+        x = [self.x[i] for i in idx] if isinstance(self.x, list) else self.x[idx]
         return Split(x, None if self.y is None else self.y[idx], self.class_names)
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    """Image files listed but not decoded yet: ``prepare`` decodes only the chosen ones, in worker
+    processes, after the split and the caps are drawn (``ganpipe.prepare``)."""
+
+    root: Path
+    paths: tuple[Path, ...]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, idx) -> "ImageFiles":
+        return ImageFiles(self.root, tuple(self.paths[i] for i in np.asarray(idx)))
 
 
 @dataclass
@@ -320,8 +336,10 @@ def _to_uint8(im, size: int | None) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8)
 
 
-def load_image_dir(directory: str | os.PathLike, on_bad_image: str = "fail", size: int | None = None) -> RawData:
-    """Load PNG/JPEG images: one subfolder per class (labels from sorted names) or flat, unlabelled."""
+def list_image_dir(directory: str | os.PathLike) -> RawData:
+    """List PNG/JPEG images, one subfolder per class (labels from sorted names) or flat (unlabelled),
+    without decoding them: ``train.x`` is an :class:`ImageFiles`. ``files`` is filled in by whoever
+    decodes them (:func:`decode_files`), from the images actually used."""
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"{directory}: image folder not found")
@@ -344,26 +362,51 @@ def load_image_dir(directory: str | os.PathLike, on_bad_image: str = "fail", siz
         paths, labels = top_images, None
         if not paths:
             raise DataError(f"{directory}: empty folder (no PNG/JPEG images and no class folders)")
-    images, kept, skipped = [], [], []
-    h = hashlib.sha256()
-    for i, path in enumerate(paths):
+    y = None if labels is None else np.asarray(labels, dtype=np.int64)
+    return RawData(f"images:{directory}", Split(ImageFiles(directory, tuple(paths)), y), None, class_names, {})
+
+
+@dataclass
+class Decoded:
+    """What :func:`decode_files` made of a list of files: the readable images (mixed sizes), the positions
+    they came from, the unreadable files (relative names) and one ``name\\0sha256\\n`` line per image."""
+
+    images: list[np.ndarray]
+    kept: list[int]
+    skipped: list[str]
+    digest_lines: list[bytes]
+
+
+def decode_files(files: ImageFiles, on_bad_image: str = "fail", size: int | None = None) -> Decoded:
+    """Decode ``files`` in order (``read_image``); an unreadable one is an error, or with ``on_bad_image:
+    skip`` listed in ``skipped``."""
+    out = Decoded([], [], [], [])
+    for i, path in enumerate(files.paths):
         try:
-            images.append(read_image(path, size))
+            out.images.append(read_image(path, size))
         except DataError:
             if on_bad_image != "skip":
                 raise
-            skipped.append(str(path.relative_to(directory)))
+            out.skipped.append(str(path.relative_to(files.root)))
             continue
-        kept.append(i)
-        h.update(os.fsencode(path.relative_to(directory)) + f"\0{sha256_file(path)}\n".encode())  # any name bytes
-    if not images:
-        raise DataError(f"{directory}: every image was unreadable ({len(skipped)} skipped)")
-    channels = {im.shape[-1] for im in images}
-    if len(channels) > 1:  # mixed grey and colour: lift grey to RGB
+        out.kept.append(i)
+        out.digest_lines.append(os.fsencode(path.relative_to(files.root)) + f"\0{sha256_file(path)}\n".encode())
+    return out
+
+
+def load_image_dir(directory: str | os.PathLike, on_bad_image: str = "fail", size: int | None = None) -> RawData:
+    """Load PNG/JPEG images into memory (a list of (H,W,C) arrays of their own sizes, grey lifted to RGB
+    when the folder mixes both): for scoring a folder of samples. The ``prepare`` stage streams instead."""
+    raw = list_image_dir(directory)
+    d = decode_files(raw.train.x, on_bad_image, size)
+    if not d.images:
+        raise DataError(f"{directory}: every image was unreadable ({len(d.skipped)} skipped)")
+    images = d.images
+    if len({im.shape[-1] for im in images}) > 1:  # mixed grey and colour: lift grey to RGB
         images = [to_channels(im[None], 3)[0] for im in images]
-    y = None if labels is None else np.asarray(labels, dtype=np.int64)[kept]
-    files = {f"{directory.name}/ ({len(images)} images)": h.hexdigest()}
-    return RawData(f"images:{directory}", Split(images, y), None, class_names, files, skipped)
+    y = None if raw.train.y is None else raw.train.y[d.kept]
+    files = {f"{Path(directory).name}/ ({len(images)} images)": hashlib.sha256(b"".join(d.digest_lines)).hexdigest()}
+    return RawData(raw.source, Split(images, y), None, raw.class_names, files, d.skipped)
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,14 +415,15 @@ def load_image_dir(directory: str | os.PathLike, on_bad_image: str = "fail", siz
 
 def load_npz_source(path: str | os.PathLike) -> RawData:
     path = Path(path)
-    arrays = load_npz(path)
-    if "x" not in arrays:
-        raise DataError(f"{path}: missing array 'x' (found: {', '.join(sorted(arrays)) or 'none'})")
-    x = arrays["x"]
+    arrays = load_npz(path, skip=("x",))  # x is read a chunk at a time by prepare (npz_rows)
+    try:
+        x = npz_rows(path, "x")
+    except KeyError:
+        raise DataError(f"{path}: missing array 'x' (found: {', '.join(sorted(arrays)) or 'none'})") from None
     if x.dtype != np.uint8:
         raise DataError(f"{path}: array 'x' must have dtype uint8, got {x.dtype}")
     if x.ndim == 3:
-        x = x[..., None]
+        x = x.reshape_rows(*x.shape[1:], 1) if isinstance(x, NpyRows) else x[..., None]
     elif not (x.ndim == 4 and x.shape[-1] in (1, 3, 4)):
         raise DataError(f"{path}: array 'x' must have shape (N,H,W) or (N,H,W,C) with C in 1, 3, 4; got {x.shape}")
     if len(x) == 0:
@@ -416,7 +460,7 @@ class Source:
 SOURCES: dict[str, Source] = {
     "fashion-mnist": Source("fashion-mnist", lambda arg, on_bad, size: load_fashion_mnist()),
     "idx": Source("idx:<dir>", lambda arg, on_bad, size: load_idx_dir(arg, f"idx:{arg}")),
-    "images": Source("images:<dir>", lambda arg, on_bad, size: load_image_dir(arg, on_bad, size)),
+    "images": Source("images:<dir>", lambda arg, on_bad, size: list_image_dir(arg)),  # decoded by prepare
     "npz": Source("npz:<file>", lambda arg, on_bad, size: load_npz_source(arg)),
 }
 _USAGES = [repr(s.usage) for s in SOURCES.values()]

@@ -118,10 +118,11 @@ def epoch_dataset(x, y, batch: int, epoch: int, seed: int, first_batch: int, n_b
         raise ValueError(f"steps {first_batch}..{first_batch + n_batches} are past the epoch's {spe}")
     order = epoch_indices(len(x), batch, epoch, seed)
 
+    y = np.asarray(y, np.int32)
+
     def gather(i):
         idx = order[i * batch:(i + 1) * batch]
-        ranks = np.argsort(np.argsort(idx))
-        return np.asarray(x[np.sort(idx)])[ranks], y[idx].astype(np.int32)  # sorted reads suit a memory map
+        return np.asarray(x[idx]), y[idx]  # a ShardedImages reads the rows in file order
 
     def global_batch(i):
         images, labels = tf.numpy_function(gather, [i], [tf.uint8, tf.int32], stateful=False)

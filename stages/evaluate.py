@@ -9,14 +9,14 @@ from ganpipe.generation import generate
 from ganpipe.io import write_json
 from ganpipe.results import DETAILS, EVAL, split
 from ganpipe.saving import load_model
-from ganpipe.prepare import load_split
+from ganpipe.splits import load_split
 from ganpipe.stage import run_stage
 
 SAMPLES = "data/generated/samples.npz"
 CLASSIFIER = "models/classifier.keras"
 STATS = "data/features/real_stats.npz"
-TRAIN = "data/prepared/train.npz"
-TEST = "data/prepared/test.npz"
+TRAIN = "data/prepared/train"
+TEST = "data/prepared/test"
 
 
 def main() -> None:

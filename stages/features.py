@@ -3,7 +3,7 @@ data/features/real_stats.npz (real test-set feature mean/covariance in float64, 
 and metrics/features.json (test accuracy)."""
 
 from ganpipe import params
-from ganpipe.prepare import load_split
+from ganpipe.splits import load_split
 from ganpipe.features import ClassifierExtractor, check_real_count, classifier_task, save_real_stats, train_classifier
 from ganpipe.io import write_json
 from ganpipe.saving import save_model
@@ -15,7 +15,7 @@ CLASSIFIER = "models/classifier.keras"
 def main() -> None:
     base = params.load("base")
     cfg = params.load("features")
-    train, test = load_split("data/prepared/train.npz"), load_split("data/prepared/test.npz")
+    train, test = load_split("data/prepared/train"), load_split("data/prepared/test")
     x, y, names, xt, yt = train.x, train.y, train.class_names, test.x, test.y
     check_real_count(len(xt), cfg.feature_dim)
     model, acc = train_classifier(x, y, xt, yt, len(names or []), cfg, base.seed)

@@ -1,16 +1,15 @@
-"""DVC stage `prepare`: read `base` and `prepare` params, write data/prepared/{train,test}.npz and metrics/data.json."""
+"""DVC stage `prepare`: read `base` and `prepare` params, write the sharded splits data/prepared/{train,test}/
+and metrics/data.json."""
 
 from ganpipe import params
-from ganpipe.prepare import prepare, write_prepared
+from ganpipe.prepare import prepare
 from ganpipe.stage import run_stage
 
 
 def main() -> None:
     base = params.load("base")
     cfg = params.load("prepare")
-    prepared = prepare(cfg, seed=base.seed)
-    write_prepared(prepared, "data/prepared", "metrics/data.json")
-    m = prepared.metrics
+    m = prepare(cfg, base.seed, "data/prepared", "metrics/data.json", progress=True)
     print(f"prepare: {m['train']['count']} train / {m['test']['count']} test images of shape {m['image_shape']}")
 
 

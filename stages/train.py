@@ -1,15 +1,14 @@
-"""DVC stage `train`: read `base`, `model`, `train` params, data/prepared/train.npz and (for the
+"""DVC stage `train`: read `base`, `model`, `train` params, data/prepared/train/ and (for the
 evaluations during training) the features stage's classifier and real statistics; write models/,
 checkpoints/ (persistent, for resuming), metrics/train.json and DVCLive logs under metrics/train/."""
 
 from ganpipe import params
-from ganpipe.prepare import load_split
-from ganpipe.io import sha256_file
+from ganpipe.splits import load_split
 from ganpipe.stage import run_stage
 from ganpipe.tracking import QualityTracker
 from ganpipe.training import train
 
-TRAIN = "data/prepared/train.npz"
+TRAIN = "data/prepared/train"
 CLASSIFIER = "models/classifier.keras"
 REAL_STATS = "data/features/real_stats.npz"
 
@@ -20,7 +19,7 @@ def main() -> None:
     train_cfg = params.load("train")
     data = load_split(TRAIN, mmap=True)  # read a batch at a time: the split may be larger than memory
     quality = QualityTracker(CLASSIFIER, REAL_STATS, train_cfg.eval_samples, base.seed) if train_cfg.eval_every else None
-    m = train(data.x, data.y, len(data.class_names or []), sha256_file(TRAIN), model_cfg, train_cfg, base.seed, checkpoint_dir="checkpoints",
+    m = train(data.x, data.y, len(data.class_names or []), data.digest, model_cfg, train_cfg, base.seed, checkpoint_dir="checkpoints",
               models_dir="models", metrics_path="metrics/train.json", live_dir="metrics/train", quality=quality)
     kept = ", ".join(f"{k} {v}" for k, v in m["kept"].items())
     print(f"train: {m['steps']} steps, {m['images_seen']} images, {m['img_per_sec']} img/s; kept: {kept}")

@@ -78,6 +78,9 @@ def test_every_stage_depends_on_its_script_and_library_modules():
         assert needed, f"{script} uses no ganpipe module"
         missing = sorted(needed - deps)
         assert not missing, f"stage {name} imports {missing} but dvc.yaml does not list them as deps"
+        listed = {d for d in deps if d.startswith("ganpipe/")}
+        extra = sorted(listed - needed)
+        assert not extra, f"stage {name} lists {extra} as deps but never imports them (needless reruns)"
 
 
 def test_stage_commands_use_the_project_venv():

@@ -46,7 +46,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_outputs(tmpfs):
     proc = _prepare(tmpfs, max_train=3000, max_test=500)  # 2.8 MB of images: more than the 1 MB disk
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1, proc.stderr
-    assert proc.stderr.startswith("error: cannot write data/prepared/train.npz: No space left on device")
+    assert proc.stderr.startswith("error: cannot write data/prepared: No space left on device")
     assert _digests(tmpfs) == before  # the previous outputs, and no temporary files
 
 
@@ -63,5 +63,5 @@ def test_a_read_only_output_folder_is_one_line_and_keeps_the_previous_outputs(tm
                           text=True, env=env)
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1, proc.stderr
-    assert proc.stderr.startswith("error: cannot write data/prepared/") and "Read-only file system" in proc.stderr
+    assert proc.stderr.startswith("error: cannot write data/prepared:") and "Read-only file system" in proc.stderr
     assert _digests(tmpfs) == before

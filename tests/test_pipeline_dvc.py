@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ganpipe.io import load_npz
+from ganpipe.splits import load_split
 from tests.conftest import dvc, set_params, sh
 
 pytestmark = pytest.mark.slow
@@ -14,7 +14,7 @@ def test_prepare_repro_is_cached_and_reruns_on_param_change(dvc_repo):
     set_params(dvc_repo, "prepare", max_train=500, max_test=100)
     out = dvc("repro", "prepare", cwd=dvc_repo)
     assert "Running stage 'prepare'" in out.stdout
-    assert load_npz(dvc_repo / "data/prepared/train.npz")["x"].shape == (500, 28, 28, 1)
+    assert load_split(dvc_repo / "data/prepared/train").x.shape == (500, 28, 28, 1)
     lock1 = (dvc_repo / "dvc.lock").read_text()
 
     again = dvc("repro", "prepare", cwd=dvc_repo)
@@ -24,7 +24,7 @@ def test_prepare_repro_is_cached_and_reruns_on_param_change(dvc_repo):
     set_params(dvc_repo, "prepare", image_size=32)
     rerun = dvc("repro", "prepare", cwd=dvc_repo)
     assert "Running stage 'prepare'" in rerun.stdout
-    assert load_npz(dvc_repo / "data/prepared/train.npz")["x"].shape == (500, 32, 32, 1)
+    assert load_split(dvc_repo / "data/prepared/train").x.shape == (500, 32, 32, 1)
     assert (dvc_repo / "dvc.lock").read_text() != lock1
 
     # the data summary (hashes, per-class counts) is an output, not a metric column of `dvc exp show`
@@ -46,4 +46,4 @@ def test_failed_stage_reports_the_error_and_leaves_no_output(dvc_repo):
     out = dvc("repro", "prepare", cwd=dvc_repo, check=False)
     assert out.returncode != 0
     assert "data/raw/missing.npz: file not found" in out.stderr + out.stdout
-    assert not (dvc_repo / "data/prepared/train.npz").exists()
+    assert not (dvc_repo / "data/prepared").exists()

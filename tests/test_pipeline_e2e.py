@@ -62,7 +62,7 @@ def test_ganpipe_evaluate_scores_a_png_folder_and_an_npz_with_the_stage_protocol
     import subprocess
     import sys
 
-    from ganpipe.prepare import load_split
+    from ganpipe.splits import load_split
     from tests.conftest import write_png
 
     repo, _ = pipeline
@@ -77,7 +77,7 @@ def test_ganpipe_evaluate_scores_a_png_folder_and_an_npz_with_the_stage_protocol
         assert re.search(rf"^{key} [0-9.e+-]+", out.stdout, re.M), out.stdout
     assert {k: v for k, v in scored["protocol"].items() if k != "samples"} == m["protocol"]
 
-    train_x = load_split(repo / "data/prepared/train.npz").x
+    train_x = load_split(repo / "data/prepared/train").x
     for i in range(600):
         write_png(tmp_path / "pngs" / f"{i:04d}.png", np.repeat(np.kron(train_x[i], np.ones((2, 2, 1), np.uint8)), 3, -1))
     out = subprocess.run([ganpipe, "evaluate", "--samples", str(tmp_path / "pngs")], cwd=repo, capture_output=True, text=True)

@@ -13,7 +13,11 @@ import pytest
 
 from ganpipe import sources as S
 from ganpipe import transforms as T
+import tempfile
+from types import SimpleNamespace
+
 from ganpipe.prepare import prepare
+from ganpipe.splits import load_split
 from ganpipe import params
 from ganpipe.errors import DataError
 from ganpipe.io import load_npz, save_npz
@@ -24,8 +28,18 @@ def prep_params(**overrides):
     return params.from_dict(params.Prepare, default_params()["prepare"] | overrides)
 
 
+def prep(cfg, seed: int, **kw) -> SimpleNamespace:
+    """Run ``prepare`` into a fresh folder; the two splits read back, their class names and the metrics."""
+    root = Path(tempfile.mkdtemp(prefix="prep-"))
+    m = prepare(cfg, seed, root / "prepared", root / "data.json", **kw)
+    train, test = load_split(root / "prepared/train"), load_split(root / "prepared/test")
+    return SimpleNamespace(train=train, test=test, class_names=train.class_names, metrics=m, root=root)
+
+
 def outputs(root: Path) -> list[Path]:
-    return [p for p in (root / "data/prepared/train.npz", root / "data/prepared/test.npz", root / "metrics/data.json") if p.exists()]
+    """The prepare stage's output files under ``root``, sorted (shards, labels, indexes, metrics)."""
+    found = sorted(p for p in (root / "data/prepared").rglob("*") if p.is_file()) if (root / "data/prepared").exists() else []
+    return found + [p for p in (root / "metrics/data.json",) if p.exists()]
 
 
 def no_leftovers(root: Path) -> bool:
@@ -42,10 +56,10 @@ def no_leftovers(root: Path) -> bool:
 def test_fashion_mnist_default_source_through_the_stage(tmp_path, run_prepare):
     code, err = run_prepare(max_train=600, max_test=200)
     assert code == 0, err
-    train, test = load_npz(tmp_path / "data/prepared/train.npz"), load_npz(tmp_path / "data/prepared/test.npz")
-    assert train["x"].shape == (600, 28, 28, 1) and train["x"].dtype == np.uint8
-    assert test["x"].shape == (200, 28, 28, 1)
-    assert list(train["class_names"])[0] == "T-shirt/top"
+    train, test = load_split(tmp_path / "data/prepared/train"), load_split(tmp_path / "data/prepared/test")
+    assert train.x.shape == (600, 28, 28, 1) and train.x.dtype == np.uint8
+    assert test.x.shape == (200, 28, 28, 1)
+    assert train.class_names[0] == "T-shirt/top"
     m = json.loads((tmp_path / "metrics/data.json").read_text())
     assert m["source"] == "fashion-mnist"
     assert m["files_sha256"] == S.FASHION_MNIST_SHA256
@@ -101,7 +115,7 @@ def test_idx_dir_with_split(tmp_path, fashion_slice, gz):
     write_idx(d / f"train-labels-idx1-ubyte{sfx}", y[:300], gz)
     write_idx(d / f"t10k-images-idx3-ubyte{sfx}", x[300:400], gz)
     write_idx(d / f"t10k-labels-idx1-ubyte{sfx}", y[300:400], gz)
-    out = prepare(prep_params(source=f"idx:{d}"), seed=1)
+    out = prep(prep_params(source=f"idx:{d}"), seed=1)
     np.testing.assert_array_equal(out.train.x[..., 0], x[:300])
     np.testing.assert_array_equal(out.test.y, y[300:400])
     assert out.class_names == [str(i) for i in range(10)]
@@ -113,14 +127,14 @@ def test_idx_dir_single_set_is_split_stratified(tmp_path, fashion_slice):
     d.mkdir()
     write_idx(d / "images-idx3-ubyte", x[:1000], gz=False)
     write_idx(d / "labels-idx1-ubyte.gz", y[:1000])
-    out = prepare(prep_params(source=f"idx:{d}", test_fraction=0.25), seed=3)
+    out = prep(prep_params(source=f"idx:{d}", test_fraction=0.25), seed=3)
     assert len(out.train) == 750 and len(out.test) == 250
     full = np.bincount(y[:1000], minlength=10) / 1000
     assert np.abs(np.bincount(out.test.y, minlength=10) / 250 - full).max() < 0.01
 
 
 def test_image_folder_with_classes(class_folder):
-    out = prepare(prep_params(source=f"images:{class_folder}", test_fraction=0.25, image_size=32, channels=3), seed=0)
+    out = prep(prep_params(source=f"images:{class_folder}", test_fraction=0.25, image_size=32, channels=3), seed=0)
     assert out.class_names == ["bag", "sneaker", "trouser"]
     assert out.train.x.shape == (27, 32, 32, 3) and out.test.x.shape == (9, 32, 32, 3)
     assert np.bincount(out.test.y).tolist() == [3, 3, 3]
@@ -135,7 +149,7 @@ def test_flat_image_folder_mixed_sizes_is_unlabelled(tmp_path, fashion_slice):
         size = 28 if i % 2 else 56
         im = np.kron(x[i], np.ones((2, 2), np.uint8)) if size == 56 else x[i]
         write_png(d / f"{i}.png", np.stack([im] * 3, -1))  # RGB input
-    out = prepare(prep_params(source=f"images:{d}", test_fraction=0.2), seed=0)
+    out = prep(prep_params(source=f"images:{d}", test_fraction=0.2), seed=0)
     assert out.train.y is None and out.class_names is None
     assert out.train.x.shape == (8, 28, 28, 1) and out.test.x.shape == (2, 28, 28, 1)
     # each output is one of the inputs (grey from RGB is exact here); the 2x upscaled ones come back
@@ -148,7 +162,7 @@ def test_npz_source_and_class_subset(tmp_path, fashion_slice):
     x, y = fashion_slice
     f = tmp_path / "data.npz"
     save_npz(f, x=x[:500], y=y[:500])
-    out = prepare(prep_params(source=f"npz:{f}", classes=[7, 1]), seed=0)
+    out = prep(prep_params(source=f"npz:{f}", classes=[7, 1]), seed=0)
     assert out.class_names == ["7", "1"]
     assert set(np.unique(out.train.y)) == {0, 1}
     # label 0 is the old 7, label 1 the old 1
@@ -222,16 +236,22 @@ def _count_mismatch(d):
     return f"idx:{d}", "train-labels-idx1-ubyte.gz: 99 labels but train-images-idx3-ubyte.gz has 100 images"
 
 
+def _ok_images(folder: Path, n: int = 9) -> None:
+    """Readable images beside the bad one: enough for a held-out split, so decoding is reached."""
+    for i in range(n):
+        write_png(folder / f"ok{i}.png", np.full((8, 8), 10 * i, np.uint8))
+
+
 def _unreadable_image(d):
     root = d.parent / "imgs"
-    write_png(root / "a" / "ok.png", np.zeros((8, 8), np.uint8))
+    _ok_images(root / "a")
     (root / "a" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\ngarbage")
     return f"images:{root}", "bad.png: unreadable image"
 
 
 def _zero_byte_image(d):
     root = d.parent / "imgs"
-    write_png(root / "ok.png", np.zeros((8, 8), np.uint8))
+    _ok_images(root)
     (root / "zero.jpg").write_bytes(b"")
     return f"images:{root}", "zero.jpg: empty file (0 bytes)"
 
@@ -290,7 +310,7 @@ def _missing_dir(d):
 
 def _postscript_named_png(d):
     root = d.parent / "imgs"
-    write_png(root / "ok.png", np.zeros((8, 8), np.uint8))
+    _ok_images(root)
     (root / "evil.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n")
     return f"images:{root}", "evil.png: unreadable image"
 
@@ -353,15 +373,15 @@ def test_classes_on_unlabelled_source_is_an_error(tmp_path, fashion_slice):
     f = tmp_path / "x.npz"
     save_npz(f, x=fashion_slice[0][:20])
     with pytest.raises(DataError, match="prepare.classes: the source npz:.* has no labels"):
-        prepare(prep_params(source=f"npz:{f}", classes=[1]), seed=0)
+        prep(prep_params(source=f"npz:{f}", classes=[1]), seed=0)
 
 
 def test_a_failed_run_keeps_earlier_outputs_intact(tmp_path, run_prepare):
     assert run_prepare(max_train=100, max_test=50)[0] == 0
-    before = (tmp_path / "data/prepared/train.npz").read_bytes()
+    before = {p: p.read_bytes() for p in outputs(tmp_path)}
     code, _ = run_prepare(source=f"npz:{tmp_path / 'absent.npz'}")
     assert code == 1
-    assert (tmp_path / "data/prepared/train.npz").read_bytes() == before
+    assert {p: p.read_bytes() for p in outputs(tmp_path)} == before
     assert not [p for p in (tmp_path / "data/prepared").iterdir() if p.name.startswith(".")]
 
 
@@ -380,16 +400,16 @@ def test_same_params_same_bytes(tmp_path, capsys, class_folder):
         code, err = run_stage_in(work, "prepare", p, capsys)
         assert code == 0, err
         digests.append([hashlib.sha256(f.read_bytes()).hexdigest() for f in outputs(work)])
-    assert len(digests[0]) == 3 and digests[0] == digests[1]
+    assert len(digests[0]) == 7 and digests[0] == digests[1]  # 2 x (shard, labels, index) + metrics
 
 
 def test_seed_changes_the_split(fashion_slice, tmp_path):
     x, y = fashion_slice
     f = tmp_path / "d.npz"
     save_npz(f, x=x[:400], y=y[:400])
-    a = prepare(prep_params(source=f"npz:{f}"), seed=1)
-    b = prepare(prep_params(source=f"npz:{f}"), seed=2)
-    c = prepare(prep_params(source=f"npz:{f}"), seed=1)
+    a = prep(prep_params(source=f"npz:{f}"), seed=1)
+    b = prep(prep_params(source=f"npz:{f}"), seed=2)
+    c = prep(prep_params(source=f"npz:{f}"), seed=1)
     assert not np.array_equal(a.test.x, b.test.x)
     np.testing.assert_array_equal(a.test.x, c.test.x)
 
@@ -407,3 +427,66 @@ def test_image_modes_become_grey_or_rgb(tmp_path):
     assert S.read_image(tmp_path / "palette.png").shape == (10, 12, 3)
     la = S.read_image(tmp_path / "la.png")
     assert la.shape == (10, 12, 1) and la[0, 0, 0] == 7
+
+
+# ----------------------------------------------------------------------------- shards and workers
+
+
+def test_worker_processes_and_shard_size_change_no_image(tmp_path, class_folder):
+    """Image files decoded by 2 worker processes into 1 KiB shards give the images, labels and file digest
+    of a single-process run into one shard; a split reads back whole or a row at a time, in any order."""
+    cfg = prep_params(source=f"images:{class_folder}", test_fraction=0.25, image_size=16, channels=3)
+    one = prep(cfg, seed=0, workers=1)
+    many = prep(cfg, seed=0, workers=2, shard_bytes=1024)  # 1 KiB: one 16x16x3 image per shard
+    assert len(load_split_index(many.root / "prepared/train")["shards"]) == 27
+    for a, b in ((one.train, many.train), (one.test, many.test)):
+        np.testing.assert_array_equal(a.x, b.x)
+        np.testing.assert_array_equal(a.y, b.y)
+    assert one.metrics == many.metrics
+    mapped = load_split(many.root / "prepared/train", mmap=True).x
+    idx = np.array([26, 0, 13, 13, 5])
+    np.testing.assert_array_equal(mapped[idx], one.train.x[idx])
+    np.testing.assert_array_equal(np.asarray(mapped), one.train.x)
+
+
+def load_split_index(d):
+    return json.loads((d / "index.json").read_text())
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "remove"])
+def test_a_damaged_shard_is_an_error_naming_it(tmp_path, fashion_slice, damage):
+    x, y = fashion_slice
+    f = tmp_path / "d.npz"
+    save_npz(f, x=x[:200], y=y[:200])
+    out = prep(prep_params(source=f"npz:{f}"), seed=0, shard_bytes=784 * 50)
+    shard = out.root / "prepared/train/x-00001.npy"
+    data = shard.read_bytes()
+    if damage == "flip":
+        shard.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    elif damage == "truncate":
+        shard.write_bytes(data[:-784])
+    else:
+        shard.unlink()
+    with pytest.raises(DataError, match=r"x-00001\.npy: "):
+        load_split(out.root / "prepared/train")
+    if damage == "truncate":  # also without the checksums
+        with pytest.raises(DataError, match=r"x-00001\.npy: .*truncated"):
+            load_split(out.root / "prepared/train", verify=False)
+
+
+def test_an_npz_source_is_streamed_and_equals_its_compressed_copy(tmp_path, fashion_slice):
+    """An uncompressed .npz is read a chunk at a time (``NpyRows``: class selection and caps stay lazy); a
+    compressed one is read whole; both prepare to the same images."""
+    x, y = fashion_slice
+    np.savez(tmp_path / "plain.npz", x=x[:600], y=y[:600])
+    np.savez_compressed(tmp_path / "packed.npz", x=x[:600], y=y[:600])
+    raw = S.load_npz_source(tmp_path / "plain.npz")
+    assert isinstance(raw.train.x, S.NpyRows) and raw.train.x.shape == (600, 28, 28, 1)
+    sub = raw.train.take(np.array([5, 3, 4, 100, 599]))
+    np.testing.assert_array_equal(sub.x[:], x[[5, 3, 4, 100, 599]][..., None])
+    cfg = dict(classes=[3, 8, 1], max_train=120, test_fraction=0.25)
+    a = prep(prep_params(source=f"npz:{tmp_path / 'plain.npz'}", **cfg), seed=4, shard_bytes=784 * 32)
+    b = prep(prep_params(source=f"npz:{tmp_path / 'packed.npz'}", **cfg), seed=4)
+    np.testing.assert_array_equal(a.train.x, b.train.x)
+    np.testing.assert_array_equal(a.test.y, b.test.y)
+    assert len(a.train) == 120

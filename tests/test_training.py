@@ -215,14 +215,14 @@ def test_nan_guard_never_names_a_checkpoint_of_another_run(tmp_path, small_data)
 @pytest.mark.parametrize("arch, size", [("dcgan", 64), ("resnet", 64), ("dcgan", 128)])
 def test_large_rgb_images_train_and_resume_exactly(tmp_path, arch, size):
     """64 and 128 px RGB: the architectures' shapes, a few steps from a memory-mapped split, and resume."""
-    from ganpipe.io import save_npz
-    from ganpipe.prepare import load_split
+    from ganpipe.sources import Split
+    from ganpipe.splits import ShardedImages, load_split, write_split
 
     rng = np.random.default_rng(0)
-    save_npz(tmp_path / "train.npz", x=rng.integers(0, 256, (48, size, size, 3), dtype=np.uint8),
-             y=rng.integers(0, 3, 48))
-    split = load_split(tmp_path / "train.npz", mmap=True)
-    assert isinstance(split.x, np.memmap)
+    write_split(tmp_path / "train", Split(rng.integers(0, 256, (48, size, size, 3), dtype=np.uint8),
+                                          rng.integers(0, 3, 48)), shard_bytes=20 * size * size * 3)
+    split = load_split(tmp_path / "train", mmap=True)  # three memory-mapped shards of 20, 20 and 8 images
+    assert isinstance(split.x, ShardedImages) and len(split.x) == 48
     data = (split.x, split.y)
     small = {"arch": arch, "g_width": 8, "d_width": 8}
     train = {"batch_size": 8, "checkpoint_every": 2, "augment": ["translation", "cutout"]}

@@ -194,6 +194,6 @@ def test_push_then_pull_in_a_fresh_clone_restores_everything(project, tmp_path):
     dvc("pull", cwd=clone)
     status = dvc("status", cwd=clone).stdout
     assert "up to date" in status, status
-    for f in ("models/generator.keras", "metrics/eval.json", "data/prepared/train.npz", "checkpoints/ckpt.npz"):
+    for f in ("models/generator.keras", "metrics/eval.json", "data/prepared/train/x-00000.npy", "checkpoints/ckpt.npz"):
         assert (clone / f).read_bytes() == (repo / f).read_bytes(), f
     assert "Running stage" not in dvc("repro", cwd=clone).stdout
