@@ -5,7 +5,8 @@ uncompressed ``.npz`` (``prepare.source: npz:<file>``; streamed from a memory-ma
 that this script stays small too). One child process runs the prepare stage's logic on it
 (``ganpipe.prepare.prepare``: the source read a chunk at a time, sharded splits written), another trains
 ``--steps`` steps on the prepared train split the way the train stage does (``load_split(..., mmap=True)``,
-``training.train``; a small DCGAN, batch 64). Each reports its peak RSS (``ru_maxrss``), and the trainer
+``training.train``; a small DCGAN, batch 64). Each reports its peak RSS (``VmHWM``: ``ru_maxrss`` would
+carry over this script's own peak into a child it forks), and the trainer
 its anonymous memory at the end (``RssAnon``), its mapped file pages (``RssFile``) and its img/s.
 
     .venv/bin/python bench/scale.py [--cells 10000x64,50000x64,200000x64,50000x128] [--steps 60] [--work DIR]
@@ -29,18 +30,19 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 PREPARE = r"""
-import json, os, resource, sys
+import json, os, sys
 from ganpipe import params
 from ganpipe.prepare import prepare
 source, size, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 cfg = params.from_dict(params.Prepare, params.read_params_file(os.path.join(os.environ["REPO"], "params.yaml"))["prepare"]
                        | dict(source="npz:" + source, image_size=size, channels=3, test_fraction=0.02))
 prepare(cfg, 0, out + "/prepared", out + "/data.json")
-print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines() if ":" in l)
+print(json.dumps({"peak_rss_mb": int(status["VmHWM"].split()[0]) / 1024}))
 """
 
 CHILD = r"""
-import json, os, resource, sys, time
+import json, os, sys, time
 from ganpipe import params
 from ganpipe.splits import load_split
 from ganpipe import training
@@ -56,7 +58,7 @@ t0 = time.perf_counter()
 m = training.train(split.x, split.y, 10, "synthetic", mc, tc, 0, checkpoint_dir=out + "/ckpt", models_dir=out + "/models",
                    metrics_path=out + "/train.json", live_dir=out + "/live", progress=False, log=lambda *_: None)
 status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines() if ":" in l)
-print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({"peak_rss_mb": int(status["VmHWM"].split()[0]) / 1024,
                   "rss_anon_mb": int(status["RssAnon"].split()[0]) / 1024,
                   "rss_file_mb": int(status["RssFile"].split()[0]) / 1024,
                   "img_per_sec": m["img_per_sec"]}))

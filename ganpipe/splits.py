@@ -10,9 +10,11 @@ A split is a folder::
 
 Shards are plain ``.npy`` files (no pickle), written whole, so a split never has to fit in memory:
 :class:`SplitWriter` holds at most one shard, and :class:`ShardedImages` reads rows from memory-mapped
-shards, dropping the mapped pages again after every ``RELEASE_BYTES`` read (otherwise the kernel keeps
-whole page-cache folios around each row mapped, and the process's resident size grows with the
-dataset). Equal images give equal bytes (no timestamps anywhere).
+shards. Each row read maps the whole page-cache folio around it (up to megabytes), so the process's
+resident size would grow towards the split's size; the reader therefore drops its mapped pages again
+(``MADV_DONTNEED``; they stay in the page cache) whenever the process's resident file pages have grown
+by ``MAPPED_BUDGET`` since the last drop: a split smaller than that is never dropped (full mmap speed),
+a larger one stays within the budget. Equal images give equal bytes (no timestamps anywhere).
 """
 
 from __future__ import annotations
@@ -33,7 +35,18 @@ FORMAT = "ganpipe.split/1"
 INDEX = "index.json"
 LABELS = "y.npy"
 SHARD_BYTES = 1 << 27  # 128 MiB of images per shard
-RELEASE_BYTES = 1 << 26  # drop the mapped pages after every 64 MiB read
+MAPPED_BUDGET = 1 << 28  # drop the mapped pages when resident file pages grew by 256 MiB
+RELEASE_BYTES = 1 << 26  # without /proc (not Linux): drop them after every 64 MiB read
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_shared_bytes() -> int | None:
+    """This process's resident file-backed (shared) memory, from ``/proc/self/statm``; None elsewhere."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[2]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def shard_name(i: int) -> str:
@@ -187,6 +200,7 @@ class ShardedImages:
             raise DataError(f"{self.dir / INDEX}: shard counts {counts} do not add up to {self.shape[0]} "
                             f"images of {self.shard_images} per shard")
         self._read = 0
+        self._baseline = resident_shared_bytes()
 
     @property
     def ndim(self) -> int:
@@ -211,7 +225,11 @@ class ShardedImages:
             if b > a:
                 out[order[a:b]] = self._arrays[shard][rows[a:b] - shard * self.shard_images]
         self._read += out.nbytes
-        if self._read >= RELEASE_BYTES:
+        shared = resident_shared_bytes() if self._baseline is not None else None
+        if shared is not None and shared - self._baseline > MAPPED_BUDGET:
+            self.release()
+            self._baseline = resident_shared_bytes()
+        elif shared is None and self._read >= RELEASE_BYTES:
             self.release()
         return out
 

@@ -490,3 +490,23 @@ def test_an_npz_source_is_streamed_and_equals_its_compressed_copy(tmp_path, fash
     np.testing.assert_array_equal(a.train.x, b.train.x)
     np.testing.assert_array_equal(a.test.y, b.test.y)
     assert len(a.train) == 120
+
+
+def test_mapped_pages_are_dropped_and_read_again_unchanged(tmp_path, fashion_slice, monkeypatch):
+    """``ShardedImages`` unmaps the pages it has mapped once the process's resident file pages grew by
+    MAPPED_BUDGET (here: any growth), so a long epoch does not keep the whole split resident; rows read
+    after a release are the same bytes."""
+    from ganpipe import splits
+
+    x, y = fashion_slice
+    splits.write_split(tmp_path / "s", S.Split(x[:1000, ..., None], y[:1000]), shard_bytes=784 * 300)
+    monkeypatch.setattr(splits, "MAPPED_BUDGET", -1)
+    monkeypatch.setattr(splits, "RELEASE_BYTES", 784 * 64)  # the rule where /proc is absent
+    mapped = load_split(tmp_path / "s", mmap=True).x
+    released = []
+    monkeypatch.setattr(mapped, "release", lambda orig=mapped.release: (released.append(1), orig()))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        idx = rng.choice(1000, 50, replace=False)
+        np.testing.assert_array_equal(mapped[idx], x[idx][..., None])
+    assert len(released) >= 10
