@@ -128,6 +128,15 @@ def load_npz(path: str | os.PathLike, skip: tuple[str, ...] = ()) -> dict[str, n
         raise DataError(f"{path}: not a readable .npz archive ({e})") from None
 
 
+def read_npy_header(f) -> tuple[tuple, bool, np.dtype, int]:
+    """Shape, Fortran order, dtype and data offset of the ``.npy`` array starting at ``f``'s position
+    (never unpickling). Raises ValueError for anything that is not a ``.npy`` header."""
+    version = np.lib.format.read_magic(f)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read_header(f)
+    return shape, fortran, dtype, f.tell()
+
+
 class NpyRows:
     """Rows of an array stored in a file at ``offset`` (C order), read with ``os.pread`` when indexed: no
     copy of the array in memory and no mapping that would keep its pages resident. ``rows`` selects and
@@ -182,10 +191,7 @@ def npz_rows(path: str | os.PathLike, name: str) -> np.ndarray | NpyRows:
                 raise ValueError("bad local file header")
             name_len, extra_len = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
             f.seek(info.header_offset + 30 + name_len + extra_len)
-            version = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read_header(f)
-            offset = f.tell()
+            shape, fortran, dtype, offset = read_npy_header(f)
     except KeyError:
         raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:

@@ -131,13 +131,6 @@ def _chunks(s: Split, params, workers: int, found: _Files, bar) -> Iterator[tupl
             pool.join()
 
 
-def _per_class(index_dir: Path, labelled: bool, n_classes: int | None) -> dict:
-    if not labelled:
-        return {}
-    y = np.load(index_dir / "y.npy", allow_pickle=False)
-    return {"per_class": {str(i): int(c) for i, c in enumerate(np.bincount(y, minlength=n_classes or 0))}}
-
-
 def prepare(params, seed: int, out_dir: str | os.PathLike, metrics_path: str | os.PathLike,
             raw: RawData | None = None, *, workers: int | None = None, shard_bytes: int = SHARD_BYTES,
             progress: bool = False) -> dict:
@@ -161,7 +154,7 @@ def prepare(params, seed: int, out_dir: str | os.PathLike, metrics_path: str | o
             if w.count == 0:
                 raise DataError(f"{raw.source}: every image of the {name} split was unreadable "
                                 f"({len(found.skipped)} skipped)")
-            summaries[name] = w.summary() | _per_class(tmp / name, s.y is not None, n_classes)
+            summaries[name] = w.summary(n_classes)
     files = raw.files
     if isinstance(train.x, ImageFiles):
         files = {f"{train.x.root.name}/ ({found.count} images)": found.hash.hexdigest()}

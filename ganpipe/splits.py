@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .io import sha256_file, write_json
+from .io import read_npy_header, sha256_file, write_json
 from .sources import Split
 
 FORMAT = "ganpipe.split/1"
@@ -120,12 +120,18 @@ class SplitWriter:
         write_json(self.dir / INDEX, index)
         return index
 
-    def summary(self) -> dict:
-        """Count and pixel mean / standard deviation in [0, 1] (from exact integer sums)."""
+    def summary(self, n_classes: int | None) -> dict:
+        """Count, pixel mean / standard deviation in [0, 1] (from exact integer sums) and, for a labelled
+        split, the count per class."""
         n = self.count * int(np.prod(self.shape))
         mean = self.pixel_sum / n / 255.0 if n else 0.0
         var = self.pixel_sq_sum / n / 255.0**2 - mean**2 if n else 0.0
-        return {"count": self.count, "pixel_mean": mean, "pixel_std": float(np.sqrt(max(var, 0.0)))}
+        out = {"count": self.count, "pixel_mean": mean, "pixel_std": float(np.sqrt(max(var, 0.0)))}
+        if self.labelled:
+            y = np.concatenate(self._labels) if self._labels else np.zeros(0, np.int64)
+            counts = np.bincount(y, minlength=n_classes or 0)
+            out["per_class"] = {str(i): int(c) for i, c in enumerate(counts)}
+        return out
 
 
 def write_split(directory: str | os.PathLike, s: Split, class_names: list[str] | None = None,
@@ -161,13 +167,9 @@ def _open_npy(path: Path, count: int, shape: tuple, dtype) -> tuple[mmap.mmap | 
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
     with f:
         try:
-            version = np.lib.format.read_magic(f)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            got_shape, fortran, got_dtype = read_header(f)
+            got_shape, fortran, got_dtype, offset = read_npy_header(f)
         except ValueError as e:
             raise DataError(f"{path}: not a .npy array ({e})") from None
-        offset = f.tell()
         want = (count, *shape)
         if got_shape != want or got_dtype != np.dtype(dtype) or fortran:
             raise DataError(f"{path}: holds {got_dtype} {got_shape}, the index says {np.dtype(dtype)} {want}")
