@@ -84,6 +84,39 @@ def shapes(n: int, seed: int, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     return out, labels.astype(np.int64)
 
 
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")  # scikit-image's bundled photographs: the classes
+
+
+def photo_crops(n: int, seed: int, min_side: int = 40, max_side: int = 160) -> tuple[list[np.ndarray], np.ndarray]:
+    """``n`` RGB crops of odd, non-square sizes (sides in [min_side, max_side]) from the photographs that
+    scikit-image ships (no download), randomly flipped; label = the photograph. Users' own photos look like
+    this: real textures and colours, many sizes."""
+    import skimage.data
+
+    rng = np.random.default_rng(seed)
+    photos = [getattr(skimage.data, name)()[..., :3] for name in PHOTOS]
+    labels = rng.integers(0, len(photos), n)
+    out = []
+    for k in labels:
+        im = photos[k]
+        h, w = (int(v) for v in rng.integers(min_side, min(max_side, *im.shape[:2]) + 1, 2))
+        y0, x0 = rng.integers(0, im.shape[0] - h + 1), rng.integers(0, im.shape[1] - w + 1)
+        crop = im[y0:y0 + h, x0:x0 + w]
+        out.append(np.ascontiguousarray(crop[:, ::-1] if rng.random() < 0.5 else crop))
+    return out, labels.astype(np.int64)
+
+
+def write_folder(root: Path, images: list[np.ndarray], labels: np.ndarray, names=PHOTOS) -> Path:
+    """Images as JPEG files in one folder per class: an ``images:<dir>`` source."""
+    from PIL import Image
+
+    for i, (im, y) in enumerate(zip(images, labels)):
+        d = root / names[int(y)]
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).save(d / f"{i:05d}.jpg", quality=92)
+    return root
+
+
 # ------------------------------------------------------------------------------------------ one cell
 
 
@@ -145,7 +178,7 @@ def _classifier(x, y, xt, yt, work: Path, family: str, seed: int) -> None:
     from ganpipe.features import ClassifierExtractor, save_real_stats, train_classifier
     from ganpipe.saving import save_model
 
-    cfg = P.from_dict(P.Features, dict(epochs=3, batch_size=128, width=32, feature_dim=128, lr=1e-3))
+    cfg = P.from_dict(P.Features, dict(epochs=3, batch_size=128, width=32, feature_dim=128, lr=1e-3, reference="test"))
     model, acc = train_classifier(x, y, xt, yt, int(y.max()) + 1, cfg, seed, progress=False)
     path = work / f"{family}-classifier.keras"
     save_model(model, path)

@@ -49,7 +49,7 @@ from ganpipe import training
 path, steps, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 split = load_split(path, mmap=True)
 tiny = dict(arch="dcgan", loss="ns", latent_dim=64, g_width=16, d_width=16, spectral_norm=False, conditional=False,
-            gp_weight=10.0, critic_steps=1)
+            gp_weight=10.0, r1_gamma=0.0, r2_gamma=0.0, reg_interval=16, critic_steps=1)
 mc = params.from_dict(params.Model, tiny)
 base = params.read_params_file(os.path.join(os.environ["REPO"], "params.yaml"))["train"]
 tc = params.from_dict(params.Train, base | dict(batch_size=64, kimg=None, epochs=1, max_steps=steps, eval_every=0.0,

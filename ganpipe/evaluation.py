@@ -123,7 +123,7 @@ PROTOCOL_KEYS = {prefix: m.protocol for m in METRICS.values() for prefix in m.pr
 def quality(gen_feats, real_feats, real_mu, real_sigma, cfg, seed: int, tag: str) -> dict:
     """Every metric of :data:`METRICS` for one generated feature set against the real set."""
     for f, what, key in ((gen_feats, "generated samples", "generate.n_samples"),
-                         (real_feats, "real test images", "prepare.max_test")):
+                         (real_feats, "real reference images", "features.reference")):
         if len(f) <= f.shape[1]:
             raise DataError(f"{len(f)} {what} are too few for {f.shape[1]}-dimensional features (need more "
                             f"than {f.shape[1]}; raise {key} or lower features.feature_dim)")
@@ -135,14 +135,14 @@ def quality(gen_feats, real_feats, real_mu, real_sigma, cfg, seed: int, tag: str
     return out
 
 
-def protocol(extractor, n_generated: int, real_feats: np.ndarray, cfg) -> dict:
+def protocol(extractor, n_generated: int, real_feats: np.ndarray, cfg, real_split: str = "test") -> dict:
     """What every number depends on besides the generator (``ganpipe report`` compares these per metric)."""
     n_real = int(len(real_feats))
     frac = M.fd_infinity_min_fraction(n_generated, n_real, real_feats.shape[1])
     return {
         "extractor": extractor.kind, "extractor_task": extractor.task,
         "extractor_sha256": sha256_file(extractor.path) if extractor.path else None,
-        "feature_dim": int(real_feats.shape[1]), "n_generated": int(n_generated), "real_split": "test",
+        "feature_dim": int(real_feats.shape[1]), "n_generated": int(n_generated), "real_split": real_split,
         "n_real": n_real, "kid_subsets": cfg.kid_subsets, "kid_subset_size_requested": cfg.kid_subset_size,
         "kid_subset_size": M.kid_subset_size(cfg.kid_subset_size, n_real, n_generated),
         "pr_k": cfg.pr_k, "dc_k": cfg.dc_k,
@@ -213,7 +213,7 @@ def evaluate(samples, sample_labels, extractor, real, train_x, test_x, test_y, c
         "floor_real_train": quality(floor_f, real_feats, mu, sigma, cfg, seed, tag),
         "ceiling_untrained_generator": quality(ceil_f, real_feats, mu, sigma, cfg, seed, tag),
     }
-    out["protocol"] = protocol(extractor, n, real_feats, cfg)
+    out["protocol"] = protocol(extractor, n, real_feats, cfg, getattr(real, "split", "test"))
     json.dumps(out, allow_nan=False)  # fail here, with the metric in the traceback, rather than on write
     return out
 

@@ -102,7 +102,8 @@ class ClassifierExtractor:
 
     def real_set(self, stats_path, test_path, batch_size: int) -> "RealSet":
         stats = load_real_stats(stats_path, self.path)
-        return RealSet(stats["features"].astype(np.float64), stats["mu"], stats["sigma"], self.input_shape)
+        return RealSet(stats["features"].astype(np.float64), stats["mu"], stats["sigma"], self.input_shape,
+                       str(stats["split"]) if "split" in stats else "test")
 
     def check(self, images: np.ndarray, what: str) -> None:
         if tuple(images.shape[1:]) != self.input_shape:
@@ -140,7 +141,7 @@ class InceptionExtractor:
     def real_set(self, stats_path, test_path, batch_size: int) -> "RealSet":
         test_x = load_split(test_path).x
         feats, _ = self(test_x, batch_size)
-        return RealSet(feats, *feature_stats(feats, "real features"), tuple(test_x.shape[1:]))
+        return RealSet(feats, *feature_stats(feats, "real features"), tuple(test_x.shape[1:]), "test")
 
     def check(self, images: np.ndarray, what: str) -> None:
         """Any size and 1 or 3 channels: images are resized to 299x299 RGB."""
@@ -164,6 +165,7 @@ class RealSet:
     mu: np.ndarray
     sigma: np.ndarray
     image_shape: tuple
+    split: str = "test"  # which real images: test, or all (train + test)
 
 
 def open_extractor(kind: str, classifier_path, stats_path, test_path, batch_size: int):
@@ -181,19 +183,61 @@ def _inception_input(batch: np.ndarray):
     return x / 127.5 - 1.0
 
 
-def check_real_count(n: int, feature_dim: int, what: str = "the prepared test split") -> None:
+AUTO_TEST_PER_DIM = 10  # reference: auto takes the test split alone when it has this many images per dimension
+
+
+def reference_split(reference: str, n_test: int, feature_dim: int) -> str:
+    """``features.reference`` resolved: ``test`` or ``all`` (train + test, StyleGAN2-ADA's ``_full``
+    protocol). ``auto``: the held-out test split when it holds at least ``AUTO_TEST_PER_DIM x feature_dim``
+    images (Fashion-MNIST's 10,000 at 128 dims), else every image, so a folder of a few hundred still
+    gives FD, whose real covariance needs many more images than dimensions."""
+    if reference != "auto":
+        return reference
+    return "test" if n_test >= AUTO_TEST_PER_DIM * feature_dim else "all"
+
+
+class ConcatImages:
+    """Two image arrays (either may be memory-mapped) read as one, batch by batch, never copied whole."""
+
+    def __init__(self, *parts):
+        self.parts = parts
+        self.shape = (sum(len(p) for p in parts), *parts[0].shape[1:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        start, stop, _ = sl.indices(len(self))
+        out, offset = [], 0
+        for part in self.parts:
+            lo, hi = max(start - offset, 0), min(stop - offset, len(part))
+            if lo < hi:
+                out.append(np.asarray(part[lo:hi]))
+            offset += len(part)
+        return np.concatenate(out) if out else np.zeros((0, *self.shape[1:]), np.uint8)
+
+
+def reference_images(split: str, train_x, test_x):
+    """The real images of the reference set ``split`` (``test`` or ``all``)."""
+    return test_x if split == "test" else ConcatImages(train_x, test_x)
+
+
+def check_real_count(n: int, feature_dim: int, what: str = "the real reference set") -> None:
     """FD and KID need more real images than feature dimensions (else the covariance is singular and FD
     is confident and meaningless): refuse, naming the keys that fix it."""
     if n <= feature_dim:
         raise DataError(f"{what} has {n} images, not more than features.feature_dim={feature_dim}: the real "
-                        f"feature covariance would be singular; lower features.feature_dim (below {n}) or hold "
-                        f"out more images (prepare.test_fraction, prepare.max_test)")
+                        f"feature covariance would be singular; lower features.feature_dim (below {n}), use "
+                        f"features.reference: all, or bring more images")
 
 
-def save_real_stats(path: str | os.PathLike, features: np.ndarray, classifier_path: str | os.PathLike) -> None:
+def save_real_stats(path: str | os.PathLike, features: np.ndarray, classifier_path: str | os.PathLike,
+                    split: str = "test") -> None:
     mu, sigma = feature_stats(features)
+    # ``split`` is stored only for ``all``: a test-split file keeps the bytes it had before the option existed
+    extra = {} if split == "test" else {"split": np.asarray(split)}
     save_npz(path, mu=mu, sigma=sigma, features=features.astype(np.float32), n=np.int64(len(features)),
-             classifier_sha256=np.asarray(sha256_file(classifier_path)))
+             classifier_sha256=np.asarray(sha256_file(classifier_path)), **extra)
 
 
 def load_real_stats(path: str | os.PathLike, classifier_path: str | os.PathLike) -> dict:

@@ -84,7 +84,7 @@ def distributed_ema_update(ema_vars, vars_, copy_ema, copy_vars, decay) -> None:
 class GAN(keras.Model):
     def __init__(self, generator, discriminator, ema_generator=None, *, loss="ns", latent_dim=64,
                  num_classes=0, gp_weight=10.0, critic_steps=1, ema_decay=0.0, ema_rampup=None, batch_size=64,
-                 augment=(), augment_p="adaptive", seed=0, **kwargs):
+                 augment=(), augment_p="adaptive", seed=0, regularisers=None, reg_interval=16, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -105,6 +105,12 @@ class GAN(keras.Model):
         self.fixed_p = None if self.adaptive else float(augment_p)
         self.aug_p = keras.Variable(self.fixed_p or 0.0, trainable=False, dtype="float32", name="aug_p")
         self._ema_fn = None
+        # Lazy gradient-norm regularisers (``losses.REGULARISERS``): name -> gamma, applied as a separate D
+        # update every ``reg_interval`` steps; each one's last value is held (and checkpointed) for the logs.
+        self.regularisers = dict(regularisers or {})
+        self.reg_interval = int(reg_interval)
+        self.reg_last = {name: keras.Variable(0.0, trainable=False, dtype="float32", name=f"{name}_last")
+                         for name in self.regularisers}
 
     def compile(self, d_optimizer, g_optimizer, jit_compile=False):
         super().compile(jit_compile=jit_compile)
@@ -140,7 +146,8 @@ class GAN(keras.Model):
     def _g_inputs(self, z, labels):
         return [z, labels] if self.num_classes else z
 
-    def _d_call(self, x, labels, noise, k):
+    def _augment(self, x, noise, k):
+        """D's input for its ``k``-th call of the step: ``x`` augmented with that call's draws."""
         if self.augment_ops:
             u = noise["aug"][:, k]
             p = None if self.fixed_p == 1 else self.aug_p  # p = 1: no gating at all (DiffAugment)
@@ -148,7 +155,31 @@ class GAN(keras.Model):
                 x = tf.cond(self.aug_p > 0, lambda: augment(x, self.augment_ops, u, p), lambda: x)
             elif self.fixed_p > 0:
                 x = augment(x, self.augment_ops, u, p)
+        return x
+
+    def _d_call(self, x, labels, noise, k):
+        x = self._augment(x, noise, k)
         return self.discriminator([x, labels] if self.num_classes else x, training=True)
+
+    def _regularise(self, real, real_labels, noise, replicas):
+        """The lazy regularisers' D update (StyleGAN2's ``Dreg`` phase): ``interval * gamma / 2 * penalty``
+        of each, on the real batch as D saw it in the first critic step (its augmentation draws) and on
+        that step's generated batch; returns the penalties."""
+        d_vars = self.discriminator.trainable_variables
+        with tf.GradientTape() as tape:
+            total, values = tf.constant(0.0), {}
+            for name, gamma in self.regularisers.items():
+                if losses.REGULARISERS[name].on == "real":
+                    x, labels = real, real_labels
+                else:
+                    labels = self._fake_labels(noise, 0)
+                    x = tf.stop_gradient(tf.cast(self.generator(self._g_inputs(noise["z"][:, 0], labels),
+                                                                training=False), real.dtype))
+                values[name] = losses.grad_sq_norm(self.discriminator, x, labels if self.num_classes else None,
+                                                   lambda v: self._augment(v, noise, 0))
+                total = total + (self.reg_interval * gamma / 2.0) * values[name]
+        self._apply(self.d_optimizer, tape, total, d_vars, replicas)
+        return values
 
     @staticmethod
     def _apply(optimizer, tape, loss, variables, replicas):
@@ -157,7 +188,8 @@ class GAN(keras.Model):
             # share of the global mean is its own mean / replicas. Then loss scaling (mixed_float16).
             scaled = optimizer.scale_loss(loss / replicas if replicas > 1 else loss)
         grads = tape.gradient(scaled, variables)
-        optimizer.apply_gradients(zip(grads, variables))
+        # a penalty on input gradients does not reach D's last bias: skipped, as PyTorch's Adam skips it
+        optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
 
     def _fake_labels(self, noise, i):
         return tf.cast(noise["labels"][:, i:i + 1], "int32") if self.num_classes else None
@@ -192,6 +224,17 @@ class GAN(keras.Model):
                     d_loss = d_loss + self.gp_weight * penalty
             self._apply(self.d_optimizer, tape, d_loss, d_vars, replicas)
 
+        if self.regularisers:
+            step = self.g_optimizer.iterations
+            due = tf.equal(tf.math.floormod(step, self.reg_interval), 0)
+
+            def regularise():
+                for name, value in self._regularise(real, real_labels, noise, replicas).items():
+                    self.reg_last[name].assign(value)
+                return tf.constant(True)
+
+            tf.cond(due, regularise, lambda: tf.constant(False))
+
         s = self.critic_steps
         z, fake_labels = noise["z"][:, s], self._fake_labels(noise, s)
         g_vars = self.generator.trainable_variables
@@ -210,6 +253,7 @@ class GAN(keras.Model):
         rt = tf.reduce_mean(tf.sign(tf.cast(real_logits, tf.float32)))
         out = {"d_loss_step": d_loss, "g_loss_step": g_loss, "rt_step": rt}
         out |= {f"{self.loss.log_key}_step": penalty} if self.loss.regulariser is not None else {}
+        out |= {f"{name}_step": tf.convert_to_tensor(v) for name, v in self.reg_last.items()}
         return {k: tf.reshape(v, (1,)) for k, v in out.items()}
 
     def _update_ema(self, g_vars):

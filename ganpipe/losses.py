@@ -11,6 +11,17 @@ differentiates a gradient (``second_order``, which ``training.configure_tf`` mus
   (||grad_x D(x_hat)||_2 - 1)^2 at x_hat = eps * real + (1 - eps) * fake, eps ~ U[0, 1] per sample.
 
 Adding a loss: an entry here, its name in ``params.Model.loss`` (a test checks that the two agree).
+
+Besides the loss, D can carry gradient-norm regularisers of any loss (:data:`REGULARISERS`), each with its
+own weight key in ``model`` and applied lazily every ``model.reg_interval`` steps (StyleGAN2, Karras et al.
+2020): a separate D update on ``interval * gamma / 2 * E ||grad_x D(x)||^2``, with D's Adam learning rate
+and betas rescaled by ``c = interval / (interval + 1)`` (``lr * c``, ``beta ** c``) for the extra updates.
+
+- ``r1`` (Mescheder et al. 2018): the gradient at (augmented) real images, weight ``model.r1_gamma``;
+- ``r2``: the same at generated images, weight ``model.r2_gamma`` (R3GAN pairs it with R1).
+
+Adding a regulariser: an entry in :data:`REGULARISERS`, its weight key in ``params.Model``, ``params.yaml``
+and ``dvc.yaml`` (a test checks that they agree).
 """
 
 from __future__ import annotations
@@ -73,6 +84,48 @@ def wgan_gp_penalty(discriminator, real, fake, real_labels, draws):
     """The WGAN-GP regulariser of one critic step; ``draws["eps"]``: (B,) uniform interpolation weights."""
     eps = tf.cast(tf.reshape(draws["eps"], (-1, 1, 1, 1)), real.dtype)
     return gradient_penalty(discriminator, real, tf.cast(fake, real.dtype), eps, real_labels)
+
+
+def grad_sq_norm(discriminator, x, labels=None, transform=None):
+    """E ||grad_x D(transform(x))||^2 over the batch, in float32 (TensorFlow backend). ``training=False``:
+    spectral normalisation's power iteration must not run again inside the nested tape."""
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        xt = transform(x) if transform is not None else x
+        out = discriminator([xt, labels] if labels is not None else xt, training=False)
+        out = tf.reduce_sum(tf.cast(out, "float32"))
+    grads = tf.cast(tape.gradient(out, x), "float32")
+    return tf.reduce_mean(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]))
+
+
+@dataclass(frozen=True)
+class Regulariser:
+    weight_key: str  # the ``model`` param holding its gamma (0 = off)
+    on: str  # "real" or "fake": the images whose input gradient it penalises
+
+
+REGULARISERS: dict[str, Regulariser] = {
+    "r1": Regulariser("r1_gamma", "real"),
+    "r2": Regulariser("r2_gamma", "fake"),
+}
+
+
+def active_regularisers(model_cfg) -> dict[str, float]:
+    """name -> gamma of the regularisers ``model_cfg`` turns on (gamma > 0), in registry order."""
+    return {name: float(getattr(model_cfg, r.weight_key)) for name, r in REGULARISERS.items()
+            if getattr(model_cfg, r.weight_key) > 0}
+
+
+def lazy_ratio(model_cfg) -> float:
+    """StyleGAN2's ``mb_ratio`` for D's optimizer: interval / (interval + 1) with lazy regularisers, else 1."""
+    k = model_cfg.reg_interval
+    return k / (k + 1) if active_regularisers(model_cfg) and k > 1 else 1.0
+
+
+def second_order(model_cfg) -> bool:
+    """Whether the step differentiates a gradient (the loss's own penalty or a regulariser)."""
+    return get(model_cfg.loss).second_order or bool(active_regularisers(model_cfg))
 
 
 @dataclass(frozen=True)

@@ -204,8 +204,9 @@ def _valid_source(v: str) -> bool:
 @section("prepare")
 class Prepare:
     source: str = p(_valid_source, f"must be {SOURCE_USAGE}")
-    image_size: int = p(lambda v: 8 <= v <= 512 and v % 4 == 0, "must be a multiple of 4 in [8, 512]")
-    channels: int = p(lambda v: v in (1, 3), "must be 1 or 3")
+    image_size: Literal["auto"] | int = p(lambda v: v == "auto" or (8 <= v <= 512 and v % 4 == 0),
+                                          "must be 'auto' or a multiple of 4 in [8, 512]")
+    channels: Literal["auto"] | int = p(lambda v: v == "auto" or v in (1, 3), "must be 'auto', 1 or 3")
     test_fraction: float = p(lambda v: 0.0 < v < 1.0, "must be in (0, 1)")
     max_train: int | None = p(lambda v: v >= 1, "must be >= 1 or null")
     max_test: int | None = p(lambda v: v >= 1, "must be >= 1 or null")
@@ -224,6 +225,9 @@ class Model:
     spectral_norm: bool = p()
     conditional: bool = p()
     gp_weight: float = p(lambda v: v >= 0, "must be >= 0")
+    r1_gamma: float = p(lambda v: 0 <= v <= 1e4, "must be in [0, 1e4]")
+    r2_gamma: float = p(lambda v: 0 <= v <= 1e4, "must be in [0, 1e4]")
+    reg_interval: int = p(lambda v: 1 <= v <= 1000, "must be in [1, 1000]")
     critic_steps: int = p(lambda v: 1 <= v <= 20, "must be in [1, 20]")
 
 
@@ -275,6 +279,7 @@ class Features:
     width: int = p(lambda v: 4 <= v <= 1024, "must be in [4, 1024]")
     feature_dim: int = p(lambda v: 2 <= v <= 4096, "must be in [2, 4096]")
     lr: float = p(lambda v: 0 < v < 1, "must be in (0, 1)")
+    reference: Literal["auto", "test", "all"] = p()
 
 
 @section("generate")

@@ -20,11 +20,12 @@ from tqdm import tqdm
 from . import seeds
 from .errors import DataError
 from .io import atomic_dir, write_json
-from .sources import ImageFiles, RawData, Split, decode_files, load_source
+from .sources import ImageFiles, RawData, Split, decode_files, image_is_colour, load_source, parse_source
 from .splits import SHARD_BYTES, SplitWriter
 from .transforms import resize_images, stratified_choice, to_channels
 
 ARRAY_CHUNK = 4096  # images per chunk of an in-memory source
+FOLDER_IMAGE_SIZE = 32  # ``image_size: auto`` for image files (of any sizes): what a 2-core CPU trains in an hour
 FILE_CHUNK = 64  # image files per task handed to a worker process
 
 
@@ -76,6 +77,34 @@ def choose(raw: RawData, params, seed: int) -> tuple[Split, Split, list[str] | N
     return train, test, names
 
 
+def auto_size(params) -> int | None:
+    """``prepare.image_size`` as decoding needs it before the data is seen: the set value, or for image
+    folders under ``auto`` :data:`FOLDER_IMAGE_SIZE`; None for array sources under ``auto`` (their own size)."""
+    if params.image_size != "auto":
+        return params.image_size
+    entry, _ = parse_source(params.source)
+    return FOLDER_IMAGE_SIZE if entry.usage.startswith("images:") else None
+
+
+def resolve_shape(params, train: Split, test: Split) -> tuple[int, int]:
+    """(size, channels) of the prepared images. ``image_size: auto``: an array source's own size (its short
+    side, rounded down to a multiple of 4, in [8, 512]), or :data:`FOLDER_IMAGE_SIZE` for image files.
+    ``channels: auto``: 3 when any chosen image is colour (image files: from each file's header; arrays:
+    from their channel count), else 1."""
+    files = isinstance(train.x, ImageFiles)
+    size = auto_size(params)
+    if size is None:
+        short = min(train.x.shape[1:3])
+        size = int(min(max(short - short % 4, 8), 512))
+    channels = params.channels
+    if channels == "auto":
+        if files:
+            channels = 3 if any(image_is_colour(path) for s in (train, test) for path in s.x.paths) else 1
+        else:
+            channels = 3 if train.x.shape[-1] > 1 else 1
+    return size, channels
+
+
 def finish(images: np.ndarray | list, size: int, channels: int) -> np.ndarray:
     """Centre-cropped, resized to ``size`` and converted to ``channels`` (grey from RGB by luma)."""
     if isinstance(images, list):  # images of mixed sizes and channel counts
@@ -100,9 +129,9 @@ class _Files:
         self.skipped: list[str] = []
 
 
-def _chunks(s: Split, params, workers: int, found: _Files, bar) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """(images, labels) of split ``s``, finished, in order, a chunk at a time."""
-    size, channels = params.image_size, params.channels
+def _chunks(s: Split, params, shape, workers: int, found: _Files, bar) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """(images, labels) of split ``s``, finished to ``shape``, in order, a chunk at a time."""
+    size, channels = shape[0], shape[2]
     if not isinstance(s.x, ImageFiles):
         for i in range(0, len(s), ARRAY_CHUNK):
             part = s.x[i:i + ARRAY_CHUNK]
@@ -137,18 +166,19 @@ def prepare(params, seed: int, out_dir: str | os.PathLike, metrics_path: str | o
     """Run the prepare stage on ``params`` (a :class:`ganpipe.params.Prepare`): write ``out_dir/train`` and
     ``out_dir/test`` (``out_dir`` replaced as a whole, only once both are complete) and ``metrics_path``;
     return the metrics. ``workers``: processes decoding image files (default: one per CPU)."""
-    raw = load_source(params.source, params.on_bad_image, params.image_size) if raw is None else raw
+    raw = load_source(params.source, params.on_bad_image, auto_size(params)) if raw is None else raw
     train, test, names = choose(raw, params, seed)
     n_classes = len(names) if names else None
     workers = default_workers() if workers is None else workers
     found = _Files()
-    shape = (params.image_size, params.image_size, params.channels)
+    size, channels = resolve_shape(params, train, test)
+    shape = (size, size, channels)
     summaries = {}
     with atomic_dir(out_dir) as tmp, tqdm(total=len(train) + len(test), desc="prepare", unit="img",
                                           disable=not progress, mininterval=1.0, delay=2.0) as bar:  # a bar only after 2 s: a short run that fails prints one line
         for name, s in (("train", train), ("test", test)):
             w = SplitWriter(tmp / name, shape, s.y is not None, shard_bytes)
-            for x, y in _chunks(s, params, workers, found, bar):
+            for x, y in _chunks(s, params, shape, workers, found, bar):
                 w.add(x, y)
             w.close(names)
             if w.count == 0:

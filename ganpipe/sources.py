@@ -317,6 +317,19 @@ def read_image(path: Path, size: int | None = None) -> np.ndarray:
     return arr[..., None] if arr.ndim == 2 else arr
 
 
+def image_is_colour(path: Path) -> bool:
+    """Whether an image file holds colour, from its header alone (a palette image: from its palette); an
+    unreadable file counts as grey (decoding reports it)."""
+    try:
+        with Image.open(path, formats=IMAGE_FORMATS) as im:
+            if im.mode in ("P", "PA"):
+                pal = np.asarray(im.getpalette() or [], np.int64).reshape(-1, 3)
+                return bool(len(pal)) and not (np.all(pal[:, 0] == pal[:, 1]) and np.all(pal[:, 1] == pal[:, 2]))
+            return not (im.mode in GREY_MODES or im.mode.startswith("I") or im.mode == "F")
+    except Exception:  # noqa: BLE001 - decoding names the file
+        return False
+
+
 def _to_uint8(im, size: int | None) -> np.ndarray:
     if im.mode.startswith("I"):
         target = "I"  # 16-bit (or 32-bit) grey: rescaled below, never clipped

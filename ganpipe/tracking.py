@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from . import metrics as M
+from .errors import GanpipeError
 from .evaluation import count_name
 from .features import ClassifierExtractor, load_real_stats
 from .generation import generate
@@ -38,10 +39,28 @@ class QualityTracker:
             h.update(sha256_file(path).encode())
         return h.hexdigest()
 
-    def __call__(self, generator) -> dict:
+    def _load(self) -> None:
         if self._extractor is None:
             self._stats = load_real_stats(self.real_stats_path, self.classifier_path)
             self._extractor = ClassifierExtractor.open(self.classifier_path)
+
+    def check(self) -> None:
+        """Refuse, before training starts, a sample count the evaluations' FD and KID cannot use: more
+        samples than feature dimensions (the rule of the evaluate stage) and room for two KID blocks."""
+        # the statistics only: loading the classifier now would shift Keras' layer names of the GAN built next
+        self._stats = load_real_stats(self.real_stats_path, self.classifier_path)
+        dim, n_real = self._stats["features"].shape[1], len(self._stats["features"])
+        need = max(dim + 1, 4)
+        if self.n < need:
+            raise GanpipeError(f"train.eval_samples: {self.n} samples are too few for FD on {dim}-dimensional "
+                               f"features (need at least {need}; raise it or lower features.feature_dim)")
+        size = M.kid_subset_size(1000, n_real, self.n)
+        if 2 * size > min(n_real, self.n):
+            raise GanpipeError(f"train.eval_samples: KID subsets of {size} do not fit twice in the {n_real} real "
+                               f"features of {self.real_stats_path}")
+
+    def __call__(self, generator) -> dict:
+        self._load()
         x, _ = generate(generator, self.n, self.seed, self.batch_size, progress=False)
         self._extractor.check(x, "the generator's samples")
         feats, _ = self._extractor(x, self.batch_size)

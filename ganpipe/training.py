@@ -190,13 +190,15 @@ def _build_gan(model_cfg, train_cfg, size, channels, num_classes, distributed, s
     gan = GAN(g, d, ema, loss=model_cfg.loss, latent_dim=model_cfg.latent_dim,
               num_classes=num_classes if model_cfg.conditional else 0, gp_weight=model_cfg.gp_weight,
               critic_steps=model_cfg.critic_steps, ema_decay=train_cfg.ema_decay, ema_rampup=train_cfg.ema_rampup,
-              batch_size=train_cfg.batch_size, augment=train_cfg.augment, augment_p=train_cfg.augment_p, seed=seed)
+              batch_size=train_cfg.batch_size, augment=train_cfg.augment, augment_p=train_cfg.augment_p, seed=seed,
+              regularisers=losses.active_regularisers(model_cfg), reg_interval=model_cfg.reg_interval)
 
-    def adam(lr):
-        opt = keras.optimizers.Adam(lr, beta_1=train_cfg.beta1, beta_2=train_cfg.beta2)
+    def adam(lr, c=1.0):  # c: StyleGAN2's rescaling for lazy regularisation's extra D updates
+        opt = keras.optimizers.Adam(lr * c, beta_1=train_cfg.beta1 ** c, beta_2=train_cfg.beta2 ** c)
         return keras.optimizers.LossScaleOptimizer(opt) if train_cfg.precision == "mixed_float16" else opt
 
-    gan.compile(d_optimizer=adam(train_cfg.d_lr), g_optimizer=adam(train_cfg.g_lr), jit_compile=train_cfg.jit_compile)
+    gan.compile(d_optimizer=adam(train_cfg.d_lr, losses.lazy_ratio(model_cfg)), g_optimizer=adam(train_cfg.g_lr),
+                jit_compile=train_cfg.jit_compile)
     if train_cfg.jit_compile and not gan.jit_compile:
         raise GanpipeError("train.jit_compile: Keras refused XLA for this model (see its warning above)")
     gan.build_optimizers()
@@ -205,7 +207,7 @@ def _build_gan(model_cfg, train_cfg, size, channels, num_classes, distributed, s
 
 def state_variables(gan) -> list:
     """Every variable a checkpoint must hold, in a fixed order."""
-    groups = [gan.generator.variables, gan.discriminator.variables, [gan.aug_p]]
+    groups = [gan.generator.variables, gan.discriminator.variables, [gan.aug_p], list(gan.reg_last.values())]
     if gan.ema_generator is not None:
         groups.append(gan.ema_generator.variables)
     for opt in (gan.g_optimizer, gan.d_optimizer):
@@ -313,8 +315,14 @@ def check_inputs(x: np.ndarray, y: np.ndarray | None, num_classes: int, model_cf
         raise GanpipeError("model.conditional: the prepared data has no labels (or one class); set it to false")
     if x.shape[1] != x.shape[2] or x.shape[1] % 4:
         raise GanpipeError(f"prepared images are {x.shape[1]}x{x.shape[2]}; training needs square sizes divisible by 4")
+    if train_cfg.precision == "mixed_float16" and losses.second_order(model_cfg):
+        key = "model.loss" if losses.get(model_cfg.loss).second_order else "model.r1_gamma/r2_gamma"
+        raise GanpipeError(f"{key}: gradient penalties are computed in unscaled float16 under train.precision "
+                           "mixed_float16 (they underflow); use mixed_bfloat16 or float32")
     if train_cfg.eval_every and quality is None:
         raise GanpipeError("train.eval_every: evaluations during training need the features stage's outputs")
+    if train_cfg.eval_every:
+        quality.check()
 
 
 def start(x: np.ndarray, num_classes: int, data_digest: str, model_cfg: P.Model, train_cfg: P.Train, seed: int,
@@ -324,7 +332,7 @@ def start(x: np.ndarray, num_classes: int, data_digest: str, model_cfg: P.Model,
     if strategy is not None and train_cfg.batch_size % strategy.num_replicas_in_sync:
         raise GanpipeError(f"train.batch_size: {train_cfg.batch_size} is not divisible by the "
                            f"{strategy.num_replicas_in_sync} replicas of train.strategy {train_cfg.strategy}")
-    configure_tf(train_cfg, seed, second_order=losses.get(model_cfg.loss).second_order)
+    configure_tf(train_cfg, seed, second_order=losses.second_order(model_cfg))
     gan = build_gan(model_cfg, train_cfg, x.shape[1], x.shape[3], num_classes, strategy, seed=seed)
     fp = fingerprint(model_cfg, train_cfg, seed, data_digest, quality.digest() if quality else "")
     ckpt = start_or_resume(gan, ckpt_path, fp, plan(len(x), train_cfg).total_steps, log)
@@ -448,14 +456,15 @@ def export(gan, ckpt: Checkpoint, final: dict | None, keep: str, models_dir: Pat
     return kept
 
 
-LOGGED = ("d_loss", "g_loss", "gp", "rt", "augment_p")
+NOT_LOGGED = ("epoch", "step", "images_seen", "partial")  # an epoch record's bookkeeping, not a curve
 
 
 def _log_epoch(live, rec: dict, grid: np.ndarray | None) -> None:
+    """Every value of an epoch record: the epoch means of whatever the step reports (``*_step``) and p."""
     live.step = rec["step"]
-    for k in LOGGED:
-        if k in rec:
-            live.log_metric(k, rec[k])
+    for k, v in rec.items():
+        if k not in NOT_LOGGED:
+            live.log_metric(k, v)
     if grid is not None:
         # DVCLive's step layout (name/{step}.png): DVC's plots and VS Code's step slider page through it
         live.log_image(f"samples/{rec['step']}.png", Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid))

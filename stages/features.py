@@ -4,7 +4,8 @@ and metrics/features.json (test accuracy)."""
 
 from ganpipe import params
 from ganpipe.splits import load_split
-from ganpipe.features import ClassifierExtractor, check_real_count, classifier_task, save_real_stats, train_classifier
+from ganpipe.features import (ClassifierExtractor, check_real_count, classifier_task, reference_images,
+                               reference_split, save_real_stats, train_classifier)
 from ganpipe.io import write_json
 from ganpipe.saving import save_model
 from ganpipe.stage import run_stage
@@ -17,15 +18,18 @@ def main() -> None:
     cfg = params.load("features")
     train, test = load_split("data/prepared/train"), load_split("data/prepared/test")
     x, y, names, xt, yt = train.x, train.y, train.class_names, test.x, test.y
-    check_real_count(len(xt), cfg.feature_dim)
+    split = reference_split(cfg.reference, len(xt), cfg.feature_dim)
+    ref = reference_images(split, x, xt)
+    check_real_count(len(ref), cfg.feature_dim, f"the real reference set (features.reference: {split})")
     model, acc = train_classifier(x, y, xt, yt, len(names or []), cfg, base.seed)
     save_model(model, CLASSIFIER)
-    feats, _ = ClassifierExtractor(model, CLASSIFIER)(xt)
-    save_real_stats("data/features/real_stats.npz", feats, CLASSIFIER)
+    feats, _ = ClassifierExtractor(model, CLASSIFIER)(ref)
+    save_real_stats("data/features/real_stats.npz", feats, CLASSIFIER, split)
     task = classifier_task(y, len(names or []))
     write_json("metrics/features.json", {"test_accuracy": round(acc, 6), "feature_dim": cfg.feature_dim,
-                                         "n_test": int(len(xt)), "task": task})
-    print(f"features: classifier ({task}) test accuracy {acc:.4f}")
+                                         "n_test": int(len(xt)), "n_real": int(len(ref)), "real_split": split,
+                                         "task": task})
+    print(f"features: classifier ({task}) test accuracy {acc:.4f}; real statistics from {len(ref)} images ({split})")
 
 
 if __name__ == "__main__":

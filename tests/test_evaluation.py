@@ -17,7 +17,7 @@ from ganpipe.saving import save_model
 @pytest.fixture(scope="module")
 def classifier(fashion_slice, tmp_path_factory):
     x, y = fashion_slice
-    cfg = params.from_dict(params.Features, dict(epochs=4, batch_size=32, width=16, feature_dim=16, lr=1e-3))
+    cfg = params.from_dict(params.Features, dict(epochs=4, batch_size=32, width=16, feature_dim=16, lr=1e-3, reference="test"))
     model, acc = train_classifier(x[:1500, ..., None], y[:1500], x[1500:, ..., None], y[1500:], 10, cfg, 0,
                                   progress=False)
     path = tmp_path_factory.mktemp("clf") / "classifier.keras"

@@ -135,5 +135,5 @@ def test_too_few_real_test_images_for_the_feature_dimension_are_refused():
     from ganpipe.features import check_real_count
 
     check_real_count(129, 128)
-    with pytest.raises(DataError, match=r"has 100 images, not more than features.feature_dim=128.*prepare.test_fraction"):
+    with pytest.raises(DataError, match=r"has 100 images, not more than features.feature_dim=128.*features.reference: all"):
         check_real_count(100, 128)

@@ -60,3 +60,26 @@ def test_gradient_penalty_of_a_linear_critic():
     real, fake = (rng.standard_normal((5, 2, 2, 1)).astype(np.float32) for _ in range(2))
     eps = rng.uniform(size=(5, 1, 1, 1)).astype(np.float32)
     assert float(losses.gradient_penalty(d, real, fake, eps)) == pytest.approx(16.0, rel=1e-5)
+
+
+def test_r1_penalty_of_a_linear_critic_is_its_squared_weight_norm():
+    # D(x) = <w, x>: grad_x D = w for every image, so E ||grad||^2 = ||w||^2, whatever the images
+    inp = keras.Input((2, 2, 1))
+    d = keras.Model(inp, keras.layers.Dense(1, use_bias=False)(keras.layers.Flatten()(inp)))
+    d.layers[-1].set_weights([np.array([[3.0], [0.0], [4.0], [0.0]], np.float32)])
+    x = np.random.default_rng(0).standard_normal((5, 2, 2, 1)).astype(np.float32)
+    assert float(losses.grad_sq_norm(d, x)) == pytest.approx(25.0, rel=1e-5)
+    # through a transform: D(2x) has gradient 2w
+    assert float(losses.grad_sq_norm(d, x, transform=lambda v: 2.0 * v)) == pytest.approx(100.0, rel=1e-5)
+
+
+def test_lazy_ratio_and_active_regularisers():
+    from tests.conftest import tiny_cfgs
+
+    off, _ = tiny_cfgs()
+    assert losses.active_regularisers(off) == {} and losses.lazy_ratio(off) == 1.0 and not losses.second_order(off)
+    on, _ = tiny_cfgs({"r1_gamma": 0.5, "reg_interval": 16})
+    assert losses.active_regularisers(on) == {"r1": 0.5} and losses.lazy_ratio(on) == 16 / 17
+    assert losses.second_order(on)
+    every, _ = tiny_cfgs({"r2_gamma": 1.0, "reg_interval": 1})
+    assert losses.active_regularisers(every) == {"r2": 1.0} and losses.lazy_ratio(every) == 1.0

@@ -31,12 +31,12 @@ def test_lists_become_tuples():
 @pytest.mark.parametrize(
     "key, value, message",
     [
-        ("image_size", 30, "prepare.image_size: must be a multiple of 4"),
-        ("image_size", 4, "prepare.image_size: must be a multiple of 4"),
-        ("image_size", "28", "prepare.image_size: must be int"),
-        ("image_size", 28.0, "prepare.image_size: must be int"),
-        ("channels", 2, "prepare.channels: must be 1 or 3"),
-        ("channels", True, "prepare.channels: must be int"),
+        ("image_size", 30, "prepare.image_size: must be 'auto' or a multiple of 4"),
+        ("image_size", 4, "prepare.image_size: must be 'auto' or a multiple of 4"),
+        ("image_size", "28", "prepare.image_size: must be 'auto' or int"),
+        ("image_size", 28.0, "prepare.image_size: must be 'auto' or int"),
+        ("channels", 2, "prepare.channels: must be 'auto', 1 or 3"),
+        ("channels", True, "prepare.channels: must be 'auto' or int"),
         ("test_fraction", 0, "prepare.test_fraction: must be in (0, 1)"),
         ("test_fraction", 1.5, "prepare.test_fraction: must be in (0, 1)"),
         ("test_fraction", float("nan"), "prepare.test_fraction: must be float"),

@@ -13,7 +13,7 @@ from ganpipe import seeds
 from ganpipe.distribute import STRATEGIES
 from ganpipe.evaluation import METRICS, PROTOCOL_KEYS, quality
 from ganpipe.features import EXTRACTORS
-from ganpipe.losses import LOSSES
+from ganpipe.losses import LOSSES, REGULARISERS
 from ganpipe.models import BUILDERS
 from ganpipe.sources import SOURCES, parse_source
 
@@ -62,6 +62,17 @@ def test_every_metric_name_has_its_protocol_entries(fashion_features):
     for k in out:
         prefix = max((p for p in PROTOCOL_KEYS if k.startswith(p)), key=len)
         assert PROTOCOL_KEYS[prefix], k
+
+
+def test_every_regulariser_has_its_weight_key_in_params_params_yaml_and_dvc_yaml():
+    import yaml
+
+    declared = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]["params"]
+    defaults = yaml.safe_load((REPO / "params.yaml").read_text())["model"]
+    hints = typing.get_type_hints(P.Model)
+    for name, reg in REGULARISERS.items():
+        assert hints[reg.weight_key] is float and reg.on in ("real", "fake"), name
+        assert f"model.{reg.weight_key}" in declared and reg.weight_key in defaults, name
 
 
 @pytest.fixture

@@ -151,7 +151,7 @@ def quality_files(tmp_path_factory, fashion_slice):
     x, y = fashion_slice
     x = x[..., None]
     out = tmp_path_factory.mktemp("features")
-    cfg = params.from_dict(params.Features, dict(epochs=2, batch_size=64, width=16, feature_dim=32, lr=1e-3))
+    cfg = params.from_dict(params.Features, dict(epochs=2, batch_size=64, width=16, feature_dim=32, lr=1e-3, reference="test"))
     model, _ = train_classifier(x[:1000], y[:1000], x[1000:], y[1000:], 10, cfg, 0, progress=False)
     save_model(model, out / "classifier.keras")
     feats, _ = ClassifierExtractor(model, out / "classifier.keras")(x[1000:])
@@ -231,3 +231,12 @@ def test_a_short_run_with_the_defaults_on_a_few_hundred_images_is_far_from_untra
 
     samples, _ = generate(g, 64, 0, progress=False)
     assert samples.std(axis=0).mean() > 20  # not one grey image: the samples differ from each other
+
+
+def test_eval_samples_too_few_for_fd_are_refused_before_training(tmp_path, fashion_slice, quality_files):
+    from ganpipe.errors import GanpipeError
+
+    x, y = fashion_slice[0][:256, ..., None], fashion_slice[1][:256]
+    with pytest.raises(GanpipeError, match=r"train.eval_samples: 32 samples are too few for FD on 32-dimensional"):
+        _train(tmp_path, x, y, quality_files, train={"eval_every": 0.16}, eval_samples=32)
+    assert not (tmp_path / "live").exists() and not (tmp_path / "ckpt").exists()  # refused before any step

@@ -134,6 +134,30 @@ def test_train_metrics_and_logs(tmp_path, small_data):
     assert sorted(g.name for g in grids) == ["16.png", "8.png"]  # DVCLive's step layout: one grid per epoch
 
 
+def test_lazy_r1_and_r2_train_resume_exactly_and_log_their_curves(tmp_path, small_data):
+    reg = {"r1_gamma": 1.0, "r2_gamma": 0.5, "reg_interval": 4}
+    m, _ = run_train(tmp_path / "a", small_data, model=reg, train={"checkpoint_every": 5})
+    assert np.isfinite(m["d_loss"])
+    for name in ("r1", "r2"):  # every *_step output is a DVCLive curve, no allow-list
+        rows = (tmp_path / f"a/live/plots/metrics/{name}.tsv").read_text().splitlines()
+        assert rows[0].split("\t")[:2] == ["step", name] and float(rows[-1].split("\t")[1]) > 0
+    plain, _ = run_train(tmp_path / "b", small_data)
+    assert digest(tmp_path / "a/models/generator.keras") != digest(tmp_path / "b/models/generator.keras")
+    # interrupted after 7 steps (between two lazy updates), then resumed: the same bytes
+    run_train(tmp_path / "c", small_data, model=reg, train={"checkpoint_every": 5, "max_steps": 7})
+    run_train(tmp_path / "c", small_data, model=reg, train={"checkpoint_every": 5})
+    assert digest(tmp_path / "c/models/generator.keras") == digest(tmp_path / "a/models/generator.keras")
+
+
+def test_gradient_penalties_under_float16_are_refused():
+    from ganpipe.errors import GanpipeError
+
+    x = np.zeros((64, 28, 28, 1), np.uint8)
+    mc, tc = tiny_cfgs({"r1_gamma": 1.0}, {"precision": "mixed_float16"})
+    with pytest.raises(GanpipeError, match=r"model.r1_gamma/r2_gamma: .*mixed_bfloat16"):
+        training.check_inputs(x, None, 0, mc, tc, None)
+
+
 def test_conditional_needs_labels(tmp_path, small_data):
     from ganpipe.errors import GanpipeError
 
