@@ -39,7 +39,7 @@ def ours(x, y, steps):
     mc, tc = params.from_dict(params.Model, p["model"]), params.from_dict(params.Train, p["train"])
     b = tc.batch_size
     xs, ys = x[: b * (steps + 3)], y[: b * (steps + 3)].astype(np.int32)
-    training.configure_tf(tc, 0, second_order=losses.get(mc.loss).second_order)
+    training.configure_tf(tc, 0, second_order=losses.second_order(mc))
     gan = training.build_gan(mc, tc, 28, 1, 10, seed=0)
     flops = graph_flops(plain_step_fn(gan).get_concrete_function(tf.TensorSpec((b, 28, 28, 1)))) / b
     t_real = time_stage_steps(gan, xs, ys, b, steps, tc)

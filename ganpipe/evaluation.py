@@ -122,11 +122,11 @@ PROTOCOL_KEYS = {prefix: m.protocol for m in METRICS.values() for prefix in m.pr
 
 def quality(gen_feats, real_feats, real_mu, real_sigma, cfg, seed: int, tag: str) -> dict:
     """Every metric of :data:`METRICS` for one generated feature set against the real set."""
-    for f, what, key in ((gen_feats, "generated samples", "generate.n_samples"),
-                         (real_feats, "real reference images", "features.reference")):
+    for f, what, fix in ((gen_feats, "generated samples", "raise generate.n_samples"),
+                         (real_feats, "real reference images", "use features.reference: all, bring more images")):
         if len(f) <= f.shape[1]:
             raise DataError(f"{len(f)} {what} are too few for {f.shape[1]}-dimensional features (need more "
-                            f"than {f.shape[1]}; raise {key} or lower features.feature_dim)")
+                            f"than {f.shape[1]}; {fix} or lower features.feature_dim)")
     gen_feats = M.finite(gen_feats, "generated features")
     c = Compared(gen_feats, real_feats, real_mu, real_sigma, cfg, seed, tag, count_name(len(gen_feats)))
     out = {}

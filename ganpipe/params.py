@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.tokens import AliasToken, AnchorToken
 
 from .errors import ParamsError
 from .sources import USAGE as SOURCE_USAGE
@@ -125,7 +127,7 @@ def from_dict(cls, data: Any, where: str = PARAMS_FILE):
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ParamsError(
-            f"{where}: {name}.{unknown[0]}: unknown key (known keys: {', '.join(sorted(fields))})"
+            f"{where}: {name}.{str(unknown[0])[:80]}: unknown key (known keys: {', '.join(sorted(fields))})"
         )
     missing = sorted(set(fields) - set(data))
     if missing:
@@ -138,11 +140,11 @@ def from_dict(cls, data: Any, where: str = PARAMS_FILE):
             value = _coerce(value, hints[key])
         except TypeError:
             raise ParamsError(
-                f"{where}: {name}.{key}: must be {_type_name(hints[key])}, got {value!r}"
+                f"{where}: {name}.{key}: must be {_type_name(hints[key])}, got {short(value)}"
             ) from None
         check = f.metadata.get("check")
         if check is not None and value is not None and not check(value):
-            raise ParamsError(f"{where}: {name}.{key}: {f.metadata['rule']}, got {value!r}")
+            raise ParamsError(f"{where}: {name}.{key}: {f.metadata['rule']}, got {short(value)}")
         values[key] = value
     obj = cls(**values)
     validate = getattr(obj, "validate", None)
@@ -154,16 +156,40 @@ def from_dict(cls, data: Any, where: str = PARAMS_FILE):
     return obj
 
 
+def short(value, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages."""
+    r = repr(value)
+    return r if len(r) <= limit else r[: limit - 5] + " ...)"
+
+
+def load_yaml(data: bytes | str, where: str | os.PathLike):
+    """Parse YAML as DVC does (YAML 1.2 with ruamel: ``4e-4`` is 0.0004, ``off`` the string 'off'), so a
+    stage sees the values ``dvc params diff`` shows. Anchors and aliases are refused (a few bytes of aliases
+    can expand to millions of values), and so are duplicate keys; every error is one line naming ``where``."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ParamsError(f"{where}: not UTF-8 text (byte {e.start})") from None
+    yaml = YAML(typ="safe", pure=True)
+    try:
+        for token in yaml.scan(data):
+            if isinstance(token, (AliasToken, AnchorToken)):
+                line = token.start_mark.line + 1
+                raise ParamsError(f"{where}: line {line}: YAML anchors and aliases are not accepted in params")
+        return yaml.load(data)
+    except YAMLError as e:
+        first = " ".join(str(e).split())[:200]
+        raise ParamsError(f"{where}: not valid YAML ({first})") from None
+
+
 def read_params_file(path: str | os.PathLike = PARAMS_FILE) -> dict:
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as e:
         raise ParamsError(f"{path}: cannot read params file ({e.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ParamsError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    data = load_yaml(raw, path)
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: must be a mapping of sections")
     return data

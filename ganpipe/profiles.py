@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
-
-import yaml
 
 from . import params
 from .errors import GanpipeError, ParamsError
@@ -30,10 +29,13 @@ def available(root: Path) -> list[str]:
 def load_profile(name: str, root: str | os.PathLike = ".") -> dict:
     """``profiles/NAME.yaml`` as {section: {key: value}}, every key checked against the params schema."""
     root = Path(root)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise GanpipeError(f"profile {name!r}: a profile is named by a file in {PROFILES}/ (letters, digits, "
+                           f"'_', '-', '.'; available: {', '.join(available(root)) or 'none'})")
     path = root / PROFILES / f"{name}.yaml"
     if not path.is_file():
         raise GanpipeError(f"{path}: no such profile (available: {', '.join(available(root)) or 'none'})")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = params.load_yaml(path.read_bytes(), path) or {}
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ParamsError(f"{path}: a profile maps params sections to {{key: value}}")
     base = params.read_params_file(root / "params.yaml")
@@ -45,8 +47,13 @@ def load_profile(name: str, root: str | os.PathLike = ".") -> dict:
 
 
 def _value(v) -> str:
-    """A value as ``-S`` parses it (YAML): strings plain, the rest as JSON (null, true, 0.0005, [a, b])."""
-    return v if isinstance(v, str) else json.dumps(v)
+    """A value as ``-S`` parses it (Hydra's override grammar): strings single-quoted, so that a comma,
+    bracket, ``=`` or quote in them is never a sweep or a syntax of its own (Hydra unescapes backslashes
+    only before a quote or the closing one); the rest as JSON (null, true, 0.0005, ["a", "b"])."""
+    if isinstance(v, str):
+        body = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), v)
+        return f"'{body}'"
+    return json.dumps(v)
 
 
 def set_param_args(profile: dict) -> list[str]:

@@ -59,7 +59,7 @@ def _reader(rev: str | None, repo: str):
 
 
 def load_run(rev: str | None, repo: str = ".") -> Run:
-    import yaml
+    from . import params as P  # params are read as DVC reads them (YAML 1.2)
 
     read = _reader(rev, repo)
     if rev is not None and read(PARAMS) is None:  # params.yaml is in git at every revision of a project
@@ -76,7 +76,7 @@ def load_run(rev: str | None, repo: str = ".") -> Run:
             run.losses[name] = ([int(r[0]) for r in rows], [float(r[1]) for r in rows])
     run.grid = read(GRID)
     if (b := read(PARAMS)) is not None:
-        run.params = yaml.safe_load(b) or {}
+        run.params = P.load_yaml(b, f"{rev or 'workspace'}:{PARAMS}") or {}
     return run
 
 

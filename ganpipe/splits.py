@@ -273,5 +273,9 @@ def load_split(directory: str | os.PathLike, mmap: bool = False, verify: bool = 
     if not mmap:
         x = x[:]
     names = [str(n) for n in index["class_names"]] or None
+    if y is not None and len(y) and (y.min() < 0 or (names is not None and y.max() >= len(names))):
+        bad = int(y.min()) if y.min() < 0 else int(y.max())
+        raise DataError(f"{directory / index['labels']['file']}: label {bad} is outside the {len(names or [])} "
+                        f"class names of {directory / INDEX} (labels must be 0..{len(names or []) - 1})")
     digest = hashlib.sha256((directory / INDEX).read_bytes()).hexdigest() if verify else None
     return Split(x, y, names, digest)

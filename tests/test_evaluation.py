@@ -82,7 +82,7 @@ def test_too_few_samples_is_a_clear_error(classifier, fashion_slice):
     with pytest.raises(DataError, match="16 generated samples are too few for 16-dimensional features"):
         quality(feats[:16], feats, feats.mean(0), np.cov(feats, rowvar=False), cfg, 0, "clf")
     # the real side is checked too (it was not: FD against a singular real covariance)
-    with pytest.raises(DataError, match="16 real test images are too few .* raise prepare.max_test"):
+    with pytest.raises(DataError, match="16 real reference images are too few .* features.reference: all"):
         quality(feats, feats[:16], feats.mean(0), np.cov(feats, rowvar=False), cfg, 0, "clf")
     bad = feats.copy()
     bad[3, 0] = np.nan

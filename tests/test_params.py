@@ -117,3 +117,70 @@ def test_a_bad_profile_names_the_file_and_key(tmp_path, text, message):
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
     with pytest.raises(ParamsError, match=message):
         load_profile("bad", tmp_path)
+
+
+def test_params_are_read_as_yaml_1_2_like_dvc(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("a: 4e-4\nb: off\nc: 1e3\nd: yes\ne: 0.0002\n")
+    assert params.read_params_file(f) == {"a": 0.0004, "b": "off", "c": 1000.0, "d": "yes", "e": 0.0002}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a: &x [1, 2]\nb: *x\n", r"p.yaml: line 1: YAML anchors and aliases are not accepted"),
+    ("a: 1\na: 2\n", r"p.yaml: not valid YAML \(.*duplicate key"),
+    ("a: [1, 2\n", r"p.yaml: not valid YAML"),
+])
+def test_aliases_duplicates_and_bad_yaml_are_one_line_errors(tmp_path, text, message):
+    f = tmp_path / "p.yaml"
+    f.write_text(text)
+    with pytest.raises(ParamsError, match=message) as err:
+        params.read_params_file(f)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 400
+
+
+def test_an_alias_bomb_is_refused_at_once_and_non_utf8_is_one_line(tmp_path):
+    import time
+
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]  # 10^9 leaves
+    (tmp_path / "params.yaml").write_text("\n".join(lines) + "\n")
+    t0 = time.perf_counter()
+    with pytest.raises(ParamsError, match="anchors and aliases"):
+        params.read_params_file(tmp_path / "params.yaml")
+    assert time.perf_counter() - t0 < 5
+    (tmp_path / "params.yaml").write_bytes(b"train:\n  g_lr: \xff\xfe\n")
+    with pytest.raises(ParamsError, match=r"params.yaml: not UTF-8 text \(byte 15\)"):
+        params.read_params_file(tmp_path / "params.yaml")
+
+
+def test_a_long_bad_value_is_cut_in_the_message():
+    data = default_params()["prepare"] | {"channels": "x" * 10000}
+    with pytest.raises(ParamsError) as err:
+        params.from_dict(params.Prepare, data)
+    assert len(str(err.value)) < 300 and "prepare.channels" in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["images:data/raw/a,b", "x[1]", "k=v", "it's", 'say "hi"', "back\\slash", "a b"])
+def test_profile_strings_reach_dvc_as_one_experiment_with_the_exact_value(value):
+    """Every value goes through DVC's own -S parser (Hydra's grammar): one experiment, the same string."""
+    from dvc.utils.hydra import get_hydra_sweeps
+
+    from ganpipe.profiles import set_param_args
+
+    args = set_param_args({"prepare": {"source": value}, "train": {"augment": ["translation", "cutout"]}})
+    sweeps = get_hydra_sweeps({"params.yaml": args[1::2]})
+    assert len(sweeps) == 1, sweeps
+    (overrides,) = sweeps
+    from dvc.utils.hydra import to_hydra_overrides
+
+    parsed = {o.key_or_group: o.value() for o in to_hydra_overrides(overrides["params.yaml"])}
+    assert parsed["prepare.source"] == value and list(parsed["train.augment"]) == ["translation", "cutout"]
+
+
+@pytest.mark.parametrize("name", ["../params", "/etc/passwd", "a/b", ""])
+def test_a_profile_name_outside_profiles_is_refused(name):
+    from ganpipe.errors import GanpipeError
+    from ganpipe.profiles import load_profile
+
+    with pytest.raises(GanpipeError, match=r"a profile is named by a file in profiles/"):
+        load_profile(name, REPO)

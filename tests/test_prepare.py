@@ -149,7 +149,7 @@ def test_flat_image_folder_mixed_sizes_is_unlabelled(tmp_path, fashion_slice):
         size = 28 if i % 2 else 56
         im = np.kron(x[i], np.ones((2, 2), np.uint8)) if size == 56 else x[i]
         write_png(d / f"{i}.png", np.stack([im] * 3, -1))  # RGB input
-    out = prep(prep_params(source=f"images:{d}", test_fraction=0.2), seed=0)
+    out = prep(prep_params(source=f"images:{d}", test_fraction=0.2, image_size=28, channels=1), seed=0)
     assert out.train.y is None and out.class_names is None
     assert out.train.x.shape == (8, 28, 28, 1) and out.test.x.shape == (2, 28, 28, 1)
     # each output is one of the inputs (grey from RGB is exact here); the 2x upscaled ones come back
@@ -365,7 +365,7 @@ def test_bad_input_fails_with_one_line_naming_the_file(tmp_path, fashion_slice, 
 
 def test_bad_params_fail_before_any_output(tmp_path, run_prepare):
     code, err = run_prepare(image_size=30)
-    assert code == 1 and "params.yaml: prepare.image_size: must be a multiple of 4" in err
+    assert code == 1 and "params.yaml: prepare.image_size: must be 'auto' or a multiple of 4" in err
     assert outputs(tmp_path) == []
 
 
@@ -472,6 +472,24 @@ def test_a_damaged_shard_is_an_error_naming_it(tmp_path, fashion_slice, damage):
     if damage == "truncate":  # also without the checksums
         with pytest.raises(DataError, match=r"x-00001\.npy: .*truncated"):
             load_split(out.root / "prepared/train", verify=False)
+
+
+def test_a_label_outside_the_class_names_is_an_error_naming_the_file(tmp_path, fashion_slice):
+    import hashlib
+
+    x, y = fashion_slice
+    f = tmp_path / "d.npz"
+    save_npz(f, x=x[:100], y=y[:100])
+    out = prep(prep_params(source=f"npz:{f}"), seed=0)
+    d = out.root / "prepared/train"
+    labels = np.load(d / "y.npy")
+    labels[3] = 99
+    np.save(d / "y.npy", labels)
+    index = load_split_index(d)
+    index["labels"]["sha256"] = hashlib.sha256((d / "y.npy").read_bytes()).hexdigest()  # consistent, still wrong
+    (d / "index.json").write_text(json.dumps(index))
+    with pytest.raises(DataError, match=r"y\.npy: label 99 is outside the 10 class names"):
+        load_split(d)
 
 
 def test_an_npz_source_is_streamed_and_equals_its_compressed_copy(tmp_path, fashion_slice):

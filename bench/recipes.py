@@ -1,0 +1,183 @@
+"""Training recipes on small RGB sets: nFD against training time and kimg, recipes interleaved on one machine.
+
+Sets (32x32 RGB, built here, nothing downloaded): ``shapes`` (coloured shapes on striped gradients,
+``data_efficiency.shapes``) and ``photos`` (odd-sized crops of the photographs scikit-image ships,
+``data_efficiency.photo_crops``), each at ``--sizes`` training images. Recipes are ``model``/``train``
+overrides on top of ``params.yaml`` (:data:`RECIPES`; ``default`` is params.yaml as it is, ``v1`` the
+defaults before R1 and spectral normalisation were considered, ``sn-r1`` spectral normalisation in D
+with lazy R1 at gamma 0.1). Cells run in the order
+size, seed, set, recipe, so that a busy machine weighs on every recipe alike; each cell is a subprocess.
+
+Each cell trains ``--kimg`` with ``keep: last`` and scores the saved generator: FD on the set's own
+classifier (trained on 10,000 fresh images) between ``--n`` samples and 5,000 real test images of the set;
+nFD = (FD - floor) / (ceiling - floor), floor = ``--n`` fresh real images, ceiling = an untrained
+generator; a 95% bootstrap interval over generated samples. Per cell also the mean colour saturation of
+the samples (max - min channel; the data's is printed beside it) and a sample grid PNG.
+
+    .venv/bin/python bench/recipes.py [--recipes v1,default] [--sets shapes,photos] [--sizes 1000]
+        [--seeds 0,1] [--kimg 30] [--width 64] [--work /tmp/ganpipe-recipes] [--out bench/results]
+
+Finished cells are kept (``WORK/cells/*.json``): a rerun only runs what is missing. Writes
+``OUT/recipes.json`` and prints a Markdown table with the machine's CPU flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+RECIPES = {
+    "default": ({}, {}),
+    "v1": ({"spectral_norm": False, "r1_gamma": 0.0, "r2_gamma": 0.0},
+           {"beta1": 0.5, "beta2": 0.999, "augment_p": "adaptive"}),
+    "sn-r1": ({"spectral_norm": True, "r1_gamma": 0.1}, {}),  # the best short-run candidate (README)
+    "sn-r1-diffaug": ({"spectral_norm": True, "r1_gamma": 0.1}, {"augment_p": 1.0}),
+}
+
+
+def cpu_flags() -> str:
+    try:
+        flags = next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return "unknown"
+    return ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags) or "no AVX2"
+
+
+def saturation(x: np.ndarray) -> float:
+    return float(np.mean(x.max(-1).astype(np.float64) - x.min(-1)) / 255) if x.shape[-1] == 3 else 0.0
+
+
+def make_set(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    import data_efficiency as de
+    from ganpipe.prepare import finish
+
+    if kind == "shapes":
+        return de.shapes(n, seed)
+    images, labels = de.photo_crops(n, seed)
+    return finish(images, 32, 3), labels
+
+
+SEEDS = {"train": 10, "floor": 11, "classifier": 12, "test": 13}
+
+
+def prepare(kind: str, sizes: list[int], n: int, work: Path) -> None:
+    import data_efficiency as de
+    from ganpipe.io import save_npz
+
+    for size in sizes:
+        if not (work / f"{kind}-{size}.npz").exists():
+            x, y = make_set(kind, size, SEEDS["train"] + size)
+            save_npz(work / f"{kind}-{size}.npz", x=x, y=y)
+    if not (work / f"{kind}-classifier.keras").exists():
+        save_npz(work / f"{kind}-floor.npz", x=make_set(kind, n, SEEDS["floor"])[0])
+        cx, cy = make_set(kind, 10000, SEEDS["classifier"])
+        tx, ty = make_set(kind, 5000, SEEDS["test"])
+        de._classifier(cx, cy, tx, ty, work, kind, 0)
+
+
+def run_cell(a) -> None:
+    import yaml
+    from PIL import Image
+
+    from ganpipe import params as P
+    from ganpipe import training
+    from ganpipe.evaluation import untrained_like
+    from ganpipe.features import ClassifierExtractor
+    from ganpipe.generation import generate
+    from ganpipe.io import load_npz, write_json
+    from ganpipe.metrics import bootstrap_ci, feature_stats, frechet_distance
+    from ganpipe.plots import image_grid
+    from ganpipe.saving import load_model
+
+    work = Path(a.work)
+    data = load_npz(work / f"{a.set}-{a.size}.npz")
+    x, y = data["x"], data["y"]
+    model, train = RECIPES[a.recipe]
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    width = {"g_width": a.width, "d_width": a.width}
+    mc = P.from_dict(P.Model, raw["model"] | model | width)
+    tc = P.from_dict(P.Train, raw["train"] | train | {"kimg": a.kimg, "epochs": None, "keep": "last",
+                                                      "eval_every": 0.0, "checkpoint_every": 10**6})
+    name = f"{a.set}-{a.size}-{a.recipe}-s{a.seed}"
+    out = work / "runs" / name
+    m = training.train(x, y, int(y.max()) + 1, name, mc, tc, a.seed, checkpoint_dir=out / "ckpt",
+                       models_dir=out / "models", metrics_path=out / "train.json", live_dir=out / "live",
+                       progress=False, log=lambda *_: None)
+    ext = ClassifierExtractor.open(work / f"{a.set}-classifier.keras")
+    real = load_npz(work / f"{a.set}-real_stats.npz")
+    fd_of = lambda f: frechet_distance(*feature_stats(f), real["mu"], real["sigma"])  # noqa: E731
+    g = load_model(out / "models/generator.keras")
+    samples = generate(g, a.n, 1, progress=False)[0]
+    gen = ext(samples)[0]
+    fd = fd_of(gen)
+    lo, hi = bootstrap_ci(lambda i: fd_of(gen[i]), len(gen), 20, 0)
+    ceiling = fd_of(ext(generate(untrained_like(g, 0), a.n, 1, progress=False)[0])[0])
+    floor = fd_of(ext(load_npz(work / f"{a.set}-floor.npz")["x"][: a.n])[0])
+    norm = lambda v: (v - floor) / (ceiling - floor)  # noqa: E731
+    grid = image_grid(samples[:64], 8)
+    Image.fromarray(grid).save(out / "grid.png")
+    write_json(work / "cells" / f"{name}.json", {
+        "set": a.set, "size": a.size, "recipe": a.recipe, "seed": a.seed, "kimg": a.kimg, "width": a.width,
+        "fd": fd, "nfd": norm(fd), "nfd_ci95": [norm(lo), norm(hi)], "floor": floor, "ceiling": ceiling,
+        "saturation": saturation(samples), "data_saturation": saturation(x), "wall_seconds": m["wall_seconds"],
+        "img_per_sec": m["img_per_sec"], "augment_p": m.get("augment_p"), "grid": str(out / "grid.png")})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipes", default="v1,default")
+    ap.add_argument("--sets", default="shapes,photos")
+    ap.add_argument("--sizes", default="1000")
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--kimg", type=float, default=30.0)
+    ap.add_argument("--width", type=int, default=64)
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--work", default="/tmp/ganpipe-recipes")
+    ap.add_argument("--out", default=str(REPO / "bench/results"))
+    ap.add_argument("--cell", nargs=4, metavar=("SET", "SIZE", "RECIPE", "SEED"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    work = Path(a.work)
+    if a.cell:
+        a.set, a.size, a.recipe, a.seed = a.cell[0], int(a.cell[1]), a.cell[2], int(a.cell[3])
+        return run_cell(a)
+    (work / "cells").mkdir(parents=True, exist_ok=True)
+    sets, sizes = a.sets.split(","), [int(s) for s in a.sizes.split(",")]
+    for kind in sets:
+        prepare(kind, sizes, a.n, work)
+    cells = []
+    for size in sizes:
+        for seed in (int(s) for s in a.seeds.split(",")):
+            for kind in sets:
+                for recipe in a.recipes.split(","):
+                    path = work / "cells" / f"{kind}-{size}-{recipe}-s{seed}.json"
+                    if not (path.exists() and json.loads(path.read_text())["kimg"] == a.kimg):
+                        subprocess.run([sys.executable, __file__, "--cell", kind, str(size), recipe, str(seed),
+                                        "--kimg", str(a.kimg), "--width", str(a.width), "--n", str(a.n),
+                                        "--work", str(work)], check=True, cwd=REPO)
+                    cells.append(json.loads(path.read_text()))
+                    c = cells[-1]
+                    print(f"{kind} {size} {recipe} seed {seed}: nFD {c['nfd']:.3f}, {c['wall_seconds']:.0f} s", flush=True)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recipes.json").write_text(json.dumps(cells, indent=1, sort_keys=True) + "\n")
+    print(f"\n{a.kimg:g} kimg, width {a.width}, CPU flags: {cpu_flags()}")
+    print("| set | images | recipe | seed | nFD [95% CI] | saturation (data) | train s |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for c in cells:
+        print(f"| {c['set']} | {c['size']} | {c['recipe']} | {c['seed']} | {c['nfd']:.3f} [{c['nfd_ci95'][0]:.3f}, "
+              f"{c['nfd_ci95'][1]:.3f}] | {c['saturation']:.2f} ({c['data_saturation']:.2f}) | {c['wall_seconds']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
