@@ -29,7 +29,8 @@ from . import params as P
 from .distribute import make_strategy, replica_slices, sync_batch_norm
 from .errors import GanpipeError
 from .gan import GAN
-from .io import load_npz, save_npz, write_json
+from .imports import ROOT, library_modules
+from .io import load_npz, save_npz, sha256_file, write_json
 from .models import build_models
 from .plots import image_grid, to_uint8
 from .saving import save_model
@@ -65,24 +66,44 @@ def plan(n_images: int, cfg: P.Train) -> Plan:
     return Plan(spe, total, eval_steps)
 
 
-# The modules whose code shapes the trajectory: a checkpoint made by other code is not resumed.
-TRAINING_CODE = ("augment.py", "distribute.py", "gan.py", "losses.py", "models.py", "tracking.py", "training.py")
+def code_files() -> list[str]:
+    """The library files a training run executes: ``training.py`` and every ganpipe module it imports,
+    transitively (``ganpipe.imports``): a checkpoint made by other code in any of them is not resumed."""
+    return sorted(library_modules(Path(__file__)) | {"ganpipe/training.py"})
 
 
-def code_digest() -> str:
-    h = hashlib.sha256()
-    for name in TRAINING_CODE:
-        h.update((Path(__file__).parent / name).read_bytes())
-    return h.hexdigest()
-
-
-def fingerprint(model_cfg: P.Model, train_cfg: P.Train, seed: int, data_digest: str, quality_digest: str = "") -> str:
-    """Hash of everything that determines the training trajectory and its logs: params, seed, data, code
-    and (with evaluations on) the classifier and real statistics they use."""
+def provenance(model_cfg: P.Model, train_cfg: P.Train, seed: int, data_digest: str, quality_digest: str = "") -> dict:
+    """Everything that determines the training trajectory and its logs, as stored in the checkpoint: the
+    resolved params (less the length keys), seed, data, the code of each file, and (with evaluations on)
+    the classifier and real statistics they use."""
     t = {k: v for k, v in P.to_dict(train_cfg).items() if k not in LENGTH_KEYS}
-    blob = json.dumps({"seed": seed, "model": P.to_dict(model_cfg), "train": t, "data": data_digest,
-                       "code": code_digest(), "quality": quality_digest}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    code = {name: sha256_file(ROOT / name) for name in code_files()}
+    return {"seed": seed, "model": P.to_dict(model_cfg), "train": t, "data": data_digest, "code": code,
+            "quality": quality_digest}
+
+
+def fingerprint(prov: dict) -> str:
+    """The checkpoint's identity: the hash of its :func:`provenance`."""
+    return hashlib.sha256(json.dumps(prov, sort_keys=True).encode()).hexdigest()
+
+
+def what_differs(old: dict, new: dict) -> str:
+    """The first difference between two provenances, for the message of a refused resume."""
+    if not old:
+        return "params, data or code (the checkpoint records no provenance)"
+    for section in ("model", "train"):
+        for k in sorted(set(old.get(section, {})) | set(new[section])):
+            a, b = old.get(section, {}).get(k, "<absent>"), new[section].get(k, "<absent>")
+            if a != b:
+                return f"other params ({section}.{k}: {a!r} there, {b!r} now)"
+    if old.get("seed") != new["seed"]:
+        return f"another base.seed ({old.get('seed')} there, {new['seed']} now)"
+    changed = sorted(f for f in set(old.get("code", {})) | set(new["code"]) if old.get("code", {}).get(f) != new["code"].get(f))
+    if changed:
+        return f"other code ({', '.join(changed)} differ{'s' if len(changed) == 1 else ''})"
+    if old.get("data") != new["data"]:
+        return "other data (the prepared train split differs)"
+    return "another classifier or real statistics (the evaluations' inputs differ)"
 
 
 def epoch_indices(n_images: int, batch: int, epoch: int, seed: int) -> np.ndarray:
@@ -239,12 +260,14 @@ class Checkpoint:
     ada: dict = field(default_factory=dict)  # the augmentation controller's state
     best: dict = field(default_factory=dict)  # the best evaluation so far, whatever train.keep says
     best_weights: list = field(default_factory=list)  # the sampling generator's weights at ``best``
+    provenance: dict = field(default_factory=dict)  # what made it (``provenance``): a refused resume says what differs
 
 
 def save_checkpoint(path: Path, gan, ckpt: Checkpoint) -> None:
     arrays = {f"v{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(state_variables(gan))}
     meta = {"step": ckpt.step, "fingerprint": ckpt.fingerprint, "history": ckpt.history, "partial": ckpt.partial,
-            "evals": ckpt.evals, "ada": ckpt.ada, "best": ckpt.best, "n_vars": len(arrays)}
+            "evals": ckpt.evals, "ada": ckpt.ada, "best": ckpt.best, "n_vars": len(arrays),
+            "provenance": ckpt.provenance}
     arrays["meta"] = np.asarray(json.dumps(meta, sort_keys=True))
     for epoch, grid in ckpt.grids.items():
         arrays[f"grid{int(epoch):05d}"] = grid
@@ -258,7 +281,8 @@ def read_checkpoint(path: Path) -> tuple[Checkpoint, dict]:
     grids = {int(k[4:]): v for k, v in arrays.items() if k.startswith("grid")}
     best = [arrays[k] for k in sorted(arrays) if k.startswith("best")]
     return Checkpoint(meta["step"], meta["fingerprint"], meta["history"], grids, meta.get("partial", {}),
-                      meta.get("evals", []), meta.get("ada", {}), meta.get("best", {}), best), arrays
+                      meta.get("evals", []), meta.get("ada", {}), meta.get("best", {}), best,
+                      meta.get("provenance", {})), arrays
 
 
 def restore(gan, arrays: dict, path: Path) -> None:
@@ -270,9 +294,9 @@ def restore(gan, arrays: dict, path: Path) -> None:
         v.assign(a)
 
 
-def start_or_resume(gan, ckpt_path: Path, fp: str, total_steps: int, log) -> Checkpoint:
+def start_or_resume(gan, ckpt_path: Path, fp: str, total_steps: int, log, prov: dict | None = None) -> Checkpoint:
     """The checkpoint to continue from (its state restored into ``gan``), or a fresh one."""
-    fresh = Checkpoint(0, fp)
+    fresh = Checkpoint(0, fp, provenance=prov or {})
     if not ckpt_path.exists():
         return fresh
     try:
@@ -281,7 +305,8 @@ def start_or_resume(gan, ckpt_path: Path, fp: str, total_steps: int, log) -> Che
         log(f"train: ignoring unreadable checkpoint {ckpt_path} ({e}); starting fresh")
         return fresh
     if found.fingerprint != fp:
-        log(f"train: checkpoint {ckpt_path} was made with different params, data or code; starting fresh")
+        why = what_differs(found.provenance, prov) if prov else "different params, data or code"
+        log(f"train: checkpoint {ckpt_path} was made with {why}; starting fresh")
         return fresh
     if found.step > total_steps:
         log(f"train: checkpoint {ckpt_path} is at step {found.step}, past this run's {total_steps}; starting fresh")
@@ -334,8 +359,8 @@ def start(x: np.ndarray, num_classes: int, data_digest: str, model_cfg: P.Model,
                            f"{strategy.num_replicas_in_sync} replicas of train.strategy {train_cfg.strategy}")
     configure_tf(train_cfg, seed, second_order=losses.second_order(model_cfg))
     gan = build_gan(model_cfg, train_cfg, x.shape[1], x.shape[3], num_classes, strategy, seed=seed)
-    fp = fingerprint(model_cfg, train_cfg, seed, data_digest, quality.digest() if quality else "")
-    ckpt = start_or_resume(gan, ckpt_path, fp, plan(len(x), train_cfg).total_steps, log)
+    prov = provenance(model_cfg, train_cfg, seed, data_digest, quality.digest() if quality else "")
+    ckpt = start_or_resume(gan, ckpt_path, fingerprint(prov), plan(len(x), train_cfg).total_steps, log, prov)
     if train_cfg.strategy == "multi_worker":
         check_same_start(strategy, ckpt.step)
     return strategy, gan, ckpt

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from ganpipe import params
+from ganpipe.imports import library_modules
 from tests.conftest import REPO
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
@@ -49,24 +50,8 @@ def test_every_stage_declares_every_key_it_reads():
         assert not extra, f"stage {name} declares {extra} but its script never loads those sections"
 
 
-def _library_modules(path: Path, seen: set[str] | None = None) -> set[str]:
-    """The ganpipe/*.py files ``path`` imports, directly or through other ganpipe modules."""
-    seen = set() if seen is None else seen
-    for node in ast.walk(ast.parse(path.read_text())):
-        mods = []
-        if isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative import inside the package
-                base = "ganpipe" + (f".{base}" if base else "")
-            mods = [base] + [f"{base}.{a.name}" for a in node.names]
-        elif isinstance(node, ast.Import):
-            mods = [a.name for a in node.names]
-        for mod in mods:
-            rel = mod.replace(".", "/") + ".py"
-            if mod.startswith("ganpipe") and (REPO / rel).is_file() and rel not in seen:
-                seen.add(rel)
-                _library_modules(REPO / rel, seen)
-    return seen
+def _library_modules(path: Path) -> set[str]:
+    return library_modules(path)
 
 
 def test_every_stage_depends_on_its_script_and_library_modules():

@@ -101,7 +101,25 @@ def test_resume_equals_uninterrupted(tmp_path, small_data):
 def test_checkpoint_from_other_params_is_not_resumed(tmp_path, small_data):
     run_train(tmp_path, small_data, train={"max_steps": 10})
     m, log = run_train(tmp_path, small_data, train={"g_lr": 1e-3})
-    assert any("different params" in msg and "starting fresh" in msg for msg in log), log
+    assert any("with other params (train.g_lr: 0.0002 there, 0.001 now); starting fresh" in msg for msg in log), log
+    assert m["resumed_from_step"] == 0
+
+
+def test_a_checkpoint_of_other_code_in_any_imported_module_is_refused_naming_it(tmp_path, small_data, monkeypatch):
+    import shutil
+
+    from tests.conftest import REPO
+
+    files = training.code_files()
+    assert {"ganpipe/seeds.py", "ganpipe/gan.py", "ganpipe/augment.py", "ganpipe/losses.py"} <= set(files)
+    run_train(tmp_path / "run", small_data, train={"max_steps": 10})
+    root = tmp_path / "code"
+    shutil.copytree(REPO / "ganpipe", root / "ganpipe", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(root / "ganpipe/seeds.py", "a") as f:
+        f.write("# a comment is other code too\n")
+    monkeypatch.setattr(training, "ROOT", root)
+    m, log = run_train(tmp_path / "run", small_data)
+    assert any("with other code (ganpipe/seeds.py differs); starting fresh" in msg for msg in log), log
     assert m["resumed_from_step"] == 0
 
 
