@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .errors import GanpipeError
 
@@ -33,6 +34,12 @@ def _evaluate(args) -> None:
     from .io import write_json
     from .score import score, summary
 
+    if args.json:  # checked before minutes of scoring, not after
+        target = Path(args.json)
+        if target.is_dir():
+            raise GanpipeError(f"--json {target}: is a folder; name a file to write")
+        if not target.parent.is_dir():
+            raise GanpipeError(f"--json {target}: folder {target.parent} does not exist")
     result = score(args.samples)
     print("\n".join(summary(result)))
     p = result["protocol"]

@@ -36,6 +36,8 @@ def load_any_samples(path: str | os.PathLike, height: int, channels: int) -> np.
         images, _ = load_samples(path)
     else:
         raise DataError(f"{path}: not a folder of PNG/JPEG images or an .npz file with samples 'x'")
+    if len(images) == 0:
+        raise DataError(f"{path}: holds no images (samples 'x' is empty)")
     return to_channels(resize_images(images, height), channels)
 
 
@@ -55,7 +57,7 @@ def score(samples: str | os.PathLike, repo: str | os.PathLike = ".") -> dict:
     out = quality(feats, real.features, real.mu, real.sigma, cfg, seed, extractor.tag)
     if probs is not None:
         out[f"clf_score_{count_name(len(x))}"] = M.classifier_score(probs)
-    out["protocol"] = protocol(extractor, len(x), real.features, cfg) | {"samples": str(samples)}
+    out["protocol"] = protocol(extractor, len(x), real.features, cfg, real.split) | {"samples": str(samples)}
     return out
 
 

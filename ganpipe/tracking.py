@@ -11,7 +11,6 @@ import numpy as np
 
 from . import metrics as M
 from .errors import GanpipeError
-from .evaluation import count_name
 from .features import ClassifierExtractor, load_real_stats
 from .generation import generate
 from .io import sha256_file
@@ -21,15 +20,15 @@ ADA_INTERVAL = 4  # steps between adjustments of the augmentation probability (S
 
 
 class QualityTracker:
-    """``tracker(generator)`` -> ``{"fd_clf_2k": ..., "kid_clf_2k": ...}``. The classifier is loaded on
+    """``tracker(generator)`` -> ``{"fd_clf": ..., "kid_clf": ...}`` (stable names: the curves of DVC's plots;
+    the sample count is ``train.eval_samples``, in params). The classifier is loaded on
     first use (after the GAN is built, so that Keras' layer names of the saved GAN stay the same)."""
 
     def __init__(self, classifier_path: str | os.PathLike, real_stats_path: str | os.PathLike, n_samples: int,
                  seed: int, batch_size: int = 500):
         self.classifier_path, self.real_stats_path = classifier_path, real_stats_path
         self.n, self.seed, self.batch_size = n_samples, seed, batch_size
-        tag = count_name(n_samples)
-        self.fd_key, self.kid_key = f"fd_clf_{tag}", f"kid_clf_{tag}"
+        self.fd_key, self.kid_key = "fd_clf", "kid_clf"
         self._extractor = self._stats = None
 
     def digest(self) -> str:

@@ -30,7 +30,7 @@ from .distribute import make_strategy, replica_slices, sync_batch_norm
 from .errors import GanpipeError
 from .gan import GAN
 from .imports import ROOT, library_modules
-from .io import load_npz, save_npz, sha256_file, write_json
+from .io import atomic_dir, load_npz, save_npz, sha256_file, write_json
 from .models import build_models
 from .plots import image_grid, to_uint8
 from .saving import save_model
@@ -402,15 +402,18 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
     strategy, gan, ckpt = start(x, num_classes, data_digest, model_cfg, train_cfg, seed, ckpt_path, quality, log)
     resumed_from = ckpt.step
 
-    t0 = time.perf_counter()
-    final = _run(gan, x, labels, ckpt, ckpt_path, model_cfg, train_cfg, pl, seed, num_classes, strategy, quality,
-                 live_dir, progress)
-    wall = time.perf_counter() - t0
-
-    sync_batch_norm([gan.generator, gan.discriminator], on=False)
-    kept = export(gan, ckpt, final, train_cfg.keep, Path(models_dir))
-    metrics = summary(pl, train_cfg, ckpt, kept, resumed_from, wall, final)
-    write_json(metrics_path, metrics)
+    # DVCLive writes into a temporary folder that replaces live_dir only when the run succeeds: a failed
+    # run (NaN guard, a bad param found late, a kill) leaves no truncated tables for git to pick up. The
+    # logs of an interrupted run are not lost: the checkpoint holds them and the next run replays them.
+    with atomic_dir(live_dir) as live_tmp:
+        t0 = time.perf_counter()
+        final = _run(gan, x, labels, ckpt, ckpt_path, model_cfg, train_cfg, pl, seed, num_classes, strategy,
+                     quality, live_tmp, progress)
+        wall = time.perf_counter() - t0
+        sync_batch_norm([gan.generator, gan.discriminator], on=False)
+        kept = export(gan, ckpt, final, train_cfg.keep, Path(models_dir))
+        metrics = summary(pl, train_cfg, ckpt, kept, resumed_from, wall, final)
+        write_json(metrics_path, metrics)
     return metrics
 
 

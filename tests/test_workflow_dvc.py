@@ -132,6 +132,10 @@ def test_commits_compare_with_metrics_and_params_diff_and_the_offline_report(pro
     urls = [e["url"] for entries in shown.values() for e in entries if e.get("type") == "image"]
     assert urls and len(urls) == len(set(urls)), urls
     assert not [k for k in shown if k.endswith(".tsv") or k.endswith("plots/metrics")], sorted(shown)
+    for title, curves in (("Quality during training (x = step)", {"fd_clf", "kid_clf"}),
+                          ("Augmentation (x = step)", {"rt", "augment_p"})):
+        rows = [row for entry in shown[title] for row in entry["content"]["data"]["values"]]
+        assert rows and curves <= {k for row in rows for k in row}, (title, rows[:2])
     # the offline page: Vega inline, no CDN; the sample grids in DVCLive's step layout, ordered by step
     sh([sys.executable, "-m", "ganpipe.cli", "plots", "show", "-o", "offline-plots"], repo)
     page = (repo / "offline-plots/index.html").read_text()
