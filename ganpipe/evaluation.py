@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -186,15 +187,24 @@ def ssim_block(gen, gen_y, real, real_y, train, cfg, seed: int) -> dict:
 
 
 def evaluate(samples, sample_labels, extractor, real, train_x, test_x, test_y, ceiling_samples, cfg,
-             seed: int) -> dict:
+             seed: int, progress: bool = False) -> dict:
     """All metrics of ``samples`` against ``real`` (a ``features.RealSet``) plus floor and ceiling
-    reference points, as one flat-ish dict."""
+    reference points, as one flat-ish dict. ``progress``: a bar over the phases (it appears after 2 s)."""
+    from tqdm import tqdm  # here: ganpipe report imports this module's protocol table
+
+    bar = tqdm(total=5, desc="evaluate", unit="phase", delay=2.0, disable=not progress, file=sys.stderr,
+               bar_format="{desc}: {n}/{total} phases [{elapsed}] {postfix}")
+    bar.set_postfix_str("features of the samples")
     tag = extractor.tag
     extractor.check(samples, "generated samples")
     real_feats, mu, sigma = real.features, real.mu, real.sigma
     feats, probs = extractor(samples, cfg.batch_size)
     n = len(samples)
+    bar.update(1)
+    bar.set_postfix_str("FD, KID, precision/recall, density/coverage")
     out = quality(feats, real_feats, mu, sigma, cfg, seed, tag)
+    bar.update(1)
+    bar.set_postfix_str("SSIM diversity and memorisation")
     c = count_name(n)
     if probs is not None:
         out[f"clf_score_{c}"] = M.classifier_score(probs)
@@ -203,16 +213,23 @@ def evaluate(samples, sample_labels, extractor, real, train_x, test_x, test_y, c
             out[f"clf_accuracy_conditional_{c}"] = float(np.mean(list(per.values())))
             out[f"clf_accuracy_conditional_{c}_per_class"] = per
     out |= ssim_block(samples, sample_labels, test_x, test_y, train_x, cfg, seed)
+    bar.update(1)
 
     # reference points, same protocol and sample count
+    bar.set_postfix_str("floor: real training images")
     rng = seeds.rng(seed, "evaluate")
     floor_x = train_x[rng.choice(len(train_x), min(n, len(train_x)), replace=False)]
     floor_f, _ = extractor(floor_x, cfg.batch_size)
+    floor = quality(floor_f, real_feats, mu, sigma, cfg, seed, tag)
+    bar.update(1)
+    bar.set_postfix_str("ceiling: an untrained generator")
     ceil_f, _ = extractor(ceiling_samples, cfg.batch_size)
     out["reference"] = {
-        "floor_real_train": quality(floor_f, real_feats, mu, sigma, cfg, seed, tag),
+        "floor_real_train": floor,
         "ceiling_untrained_generator": quality(ceil_f, real_feats, mu, sigma, cfg, seed, tag),
     }
+    bar.update(1)
+    bar.close()
     out["protocol"] = protocol(extractor, n, real_feats, cfg, getattr(real, "split", "test"))
     json.dumps(out, allow_nan=False)  # fail here, with the metric in the traceback, rather than on write
     return out

@@ -156,7 +156,41 @@ def read_index(directory: str | os.PathLike) -> dict:
         raise DataError(f"{path}: unreadable split index ({e})") from None
     if not isinstance(index, dict) or index.get("format") != FORMAT:
         raise DataError(f"{path}: not a {FORMAT} index")
+    problem = _index_problem(index)
+    if problem:
+        raise DataError(f"{path}: malformed split index ({problem})")
     return index
+
+
+def _is_count(v, least: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+
+def _index_problem(index: dict) -> str | None:
+    """What is wrong with a split index's fields, or None. File names must be the writer's own (``x-NNNNN.npy``,
+    ``y.npy``), so that an index can never point a reader outside its split's folder."""
+    if not _is_count(index.get("count")):
+        return f"count must be an integer >= 0, got {index.get('count')!r:.60}"
+    shape = index.get("image_shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(_is_count(v, 1) for v in shape)):
+        return f"image_shape must be [height, width, channels], got {shape!r:.60}"
+    if not _is_count(index.get("shard_images"), 1):
+        return f"shard_images must be an integer >= 1, got {index.get('shard_images')!r:.60}"
+    shards = index.get("shards")
+    if not isinstance(shards, list):
+        return f"shards must be a list, got {shards!r:.60}"
+    for i, sh in enumerate(shards):
+        if not (isinstance(sh, dict) and sh.get("file") == shard_name(i) and _is_count(sh.get("count"))
+                and isinstance(sh.get("sha256"), str)):
+            return f"shard {i} must be {{file: {shard_name(i)}, count, sha256}}, got {sh!r:.80}"
+    labels = index.get("labels")
+    if labels is not None and not (isinstance(labels, dict) and labels.get("file") == LABELS
+                                   and isinstance(labels.get("sha256"), str)):
+        return f"labels must be null or {{file: {LABELS}, sha256}}, got {labels!r:.80}"
+    names = index.get("class_names")
+    if not (isinstance(names, list) and all(isinstance(n, (str, int)) and not isinstance(n, bool) for n in names)):
+        return f"class_names must be a list of names, got {names!r:.60}"
+    return None
 
 
 def _open_npy(path: Path, count: int, shape: tuple, dtype) -> tuple[mmap.mmap | None, np.ndarray]:
@@ -171,7 +205,9 @@ def _open_npy(path: Path, count: int, shape: tuple, dtype) -> tuple[mmap.mmap | 
         except ValueError as e:
             raise DataError(f"{path}: not a .npy array ({e})") from None
         want = (count, *shape)
-        if got_shape != want or got_dtype != np.dtype(dtype) or fortran:
+        if fortran:
+            raise DataError(f"{path}: is stored in Fortran order; a split's arrays are C-ordered (rerun prepare)")
+        if got_shape != want or got_dtype != np.dtype(dtype):
             raise DataError(f"{path}: holds {got_dtype} {got_shape}, the index says {np.dtype(dtype)} {want}")
         size = offset + got_dtype.itemsize * int(np.prod(want))
         if os.fstat(f.fileno()).st_size != size:

@@ -28,7 +28,7 @@ def main() -> None:
     extractor, real = open_extractor(cfg.extractor, CLASSIFIER, STATS, TEST, cfg.batch_size)
     ceiling, _ = generate(untrained_like(load_model("models/generator.keras"), base.seed), len(x), base.seed,
                           progress=False)
-    result = evaluate(x, y, extractor, real, train.x, test.x, test.y, ceiling, cfg, base.seed)
+    result = evaluate(x, y, extractor, real, train.x, test.x, test.y, ceiling, cfg, base.seed, progress=True)
     headline, details = split(result)
     write_json(DETAILS, details)
     write_json(EVAL, headline)

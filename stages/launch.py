@@ -19,9 +19,12 @@ import threading
 CHATTER = re.compile(
     rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     rb"|[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "  # absl info/warning lines
-    rb"|E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] (failed call to cuInit|NodeDef mentions attribute use_unbounded)"
+    rb"|E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] (failed call to cuInit|NodeDef mentions attribute use_unbounded|remapper failed: )"
     rb"|To enable the following instructions: .* rebuild TensorFlow)"
 )
+
+
+MAX_HELD = 1 << 16  # bytes of a partial line held back to judge it
 
 
 def _pump(read_fd: int, out_fd: int) -> None:
@@ -33,7 +36,10 @@ def _pump(read_fd: int, out_fd: int) -> None:
         for line in lines:
             if not CHATTER.match(line):
                 os.write(out_fd, line)
-        if pending and not CHATTER.match(pending) and (b"\r" in pending or not pending[:1].isalnum()):
+        # a partial line goes on at once unless it may be chatter still arriving; a long one (chatter lines
+        # are short) goes on whole, so a huge line without newlines costs linear time, not quadratic
+        if pending and not CHATTER.match(pending) and (b"\r" in pending or not pending[:1].isalnum()
+                                                       or len(pending) > MAX_HELD):
             os.write(out_fd, pending)
             pending = b""
     if pending and not CHATTER.match(pending):

@@ -133,6 +133,7 @@ def test_the_wrapper_keeps_tensorflow_start_up_chatter_out_of_stage_logs(tmp_pat
         "os.write(2, b'I0000 00:00:1795904243.289771    9879 cudart_stub.cc:31] Could not find cuda drivers\\n')\n"
         "os.write(2, b'E0000 00:00:1795901906.309843    1475 cuda_platform.cc:52] failed call to cuInit: X\\n')\n"
         "os.write(2, b'E0000 00:00:1795901906.309843    1475 real.cc:1] a real error\\n')\n"
+        "os.write(2, b'E0000 00:00:1796191153.1    2549 meta_optimizer.cc:967] remapper failed: INVALID_ARGUMENT: x\\n')\n"
         "sys.stderr.write('\\rtrain:  50%|#####     | 1/2'); sys.stderr.flush()\n"
         "print('error: params.yaml: train.g_lr: must be in (0, 1), got 2.0', file=sys.stderr)\n"
         "sys.exit(1)\n")
@@ -142,4 +143,19 @@ def test_the_wrapper_keeps_tensorflow_start_up_chatter_out_of_stage_logs(tmp_pat
     assert out.returncode == 1
     assert out.stderr == (b"E0000 00:00:1795901906.309843    1475 real.cc:1] a real error\n"
                           b"\rtrain:  50%|#####     | 1/2error: params.yaml: train.g_lr: must be in (0, 1), got 2.0\n")
-    assert run({"TF_CPP_MIN_LOG_LEVEL": "0"}).stderr.count(b"\n") == 5  # off: everything passes
+    assert run({"TF_CPP_MIN_LOG_LEVEL": "0"}).stderr.count(b"\n") == 6  # off: everything passes
+
+
+def test_the_wrapper_passes_a_huge_line_without_newlines_in_linear_time(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").symlink_to(sys.executable)
+    (tmp_path / "probe.py").write_text("import os\nfor _ in range(800):\n    os.write(2, b'x' * 65536)\n")
+    t0 = time.perf_counter()
+    out = subprocess.run(["sh", str(REPO / "stages/python.sh"), "probe.py"], cwd=tmp_path, capture_output=True,
+                         env={"PATH": "/usr/bin:/bin"}, timeout=120)
+    assert len(out.stderr) == 800 * 65536 and set(out.stderr) == {ord("x")}
+    assert time.perf_counter() - t0 < 60  # 50 MiB: the quadratic re-splitting before ran past 120 s

@@ -528,3 +528,36 @@ def test_mapped_pages_are_dropped_and_read_again_unchanged(tmp_path, fashion_sli
         idx = rng.choice(1000, 50, replace=False)
         np.testing.assert_array_equal(mapped[idx], x[idx][..., None])
     assert len(released) >= 10
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("shard_images", "abc", r"shard_images must be an integer >= 1, got 'abc'"),
+    ("class_names", None, r"class_names must be a list of names, got None"),
+    ("count", -1, r"count must be an integer >= 0"),
+    ("image_shape", [28, 28], r"image_shape must be \[height, width, channels\]"),
+    ("shards", [{"file": "/etc/passwd", "count": 1, "sha256": "0"}], r"shard 0 must be \{file: x-00000.npy"),
+    ("labels", {"file": "../y.npy", "sha256": "0"}, r"labels must be null or \{file: y.npy"),
+])
+def test_a_malformed_split_index_is_one_error_naming_it(tmp_path, field, value, message):
+    from ganpipe.splits import write_split
+    from ganpipe.sources import Split
+
+    d = tmp_path / "split"
+    write_split(d, Split(np.zeros((4, 8, 8, 1), np.uint8), np.arange(4) % 2), ["a", "b"])
+    index = load_split_index(d)
+    index[field] = value
+    (d / "index.json").write_text(json.dumps(index))
+    with pytest.raises(DataError, match=r"index\.json: malformed split index \(" + message):
+        load_split(d)
+
+
+def test_a_fortran_ordered_shard_says_so(tmp_path):
+    from ganpipe.splits import write_split
+    from ganpipe.sources import Split
+
+    d = tmp_path / "split"
+    x = np.arange(4 * 8 * 8, dtype=np.uint8).reshape(4, 8, 8, 1)
+    write_split(d, Split(x, None))
+    np.save(d / "x-00000.npy", np.asfortranarray(x))
+    with pytest.raises(DataError, match=r"x-00000\.npy: is stored in Fortran order"):
+        load_split(d, verify=False)
