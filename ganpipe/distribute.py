@@ -1,8 +1,8 @@
 """``train.strategy``: one device, every device of one machine, or several machines (``tf.distribute``).
 
 - ``default``: no strategy (``make_strategy`` returns None): one device, the first GPU, else the CPU.
-- ``mirrored``: ``MirroredStrategy`` over every GPU of this machine (without GPUs: every logical CPU
-  device; ``GANPIPE_CPU_DEVICES=N`` splits the CPU into N, which is how the tests run it).
+- ``mirrored``: ``MirroredStrategy`` over every GPU of this machine; without one it is refused, unless
+  ``GANPIPE_CPU_DEVICES=N`` asks for N logical CPU devices (which is how the tests run it).
 - ``multi_worker``: ``MultiWorkerMirroredStrategy`` over the machines that ``TF_CONFIG`` lists, each
   running the same stage (README: "Several machines").
 
@@ -50,6 +50,10 @@ def make_strategy(kind: str):
         return None
     if kind == "mirrored":
         devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+        if not devices and not n_cpu:  # never a silent CPU run of a GPU setting
+            raise GanpipeError(f"train.strategy: mirrored found no GPU (TensorFlow sees none: is the GPU build "
+                               f"installed, `pip install -e '.[gpu]'`, and the driver loaded?); use train.strategy: "
+                               f"default on a CPU, or set {CPU_DEVICES_ENV}=N to mirror over N CPU devices on purpose")
         devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
     if kind == "multi_worker":

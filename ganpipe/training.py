@@ -366,6 +366,15 @@ def start(x: np.ndarray, num_classes: int, data_digest: str, model_cfg: P.Model,
     return strategy, gan, ckpt
 
 
+def train_devices(strategy) -> list[str]:
+    """The devices the steps run on (recorded in ``metrics/train.json``): the strategy's, or without one
+    TensorFlow's default placement, the first GPU, else the CPU."""
+    if strategy is not None:
+        return [str(d) for d in strategy.extended.worker_devices]
+    gpus = tf.config.list_logical_devices("GPU")
+    return [(gpus[0] if gpus else tf.config.list_logical_devices("CPU")[0]).name]
+
+
 def summary(pl: Plan, cfg: P.Train, ckpt: Checkpoint, kept: dict, resumed_from: int, wall: float,
             final: dict | None) -> dict:
     """``metrics/train.json``: length, the last epoch's mean losses, the kept snapshot, speed."""
@@ -401,6 +410,8 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT
     strategy, gan, ckpt = start(x, num_classes, data_digest, model_cfg, train_cfg, seed, ckpt_path, quality, log)
     resumed_from = ckpt.step
+    devices = train_devices(strategy)
+    log(f"train: on {', '.join(devices)}")
 
     # DVCLive writes into a temporary folder that replaces live_dir only when the run succeeds: a failed
     # run (NaN guard, a bad param found late, a kill) leaves no truncated tables for git to pick up. The
@@ -412,7 +423,7 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
         wall = time.perf_counter() - t0
         sync_batch_norm([gan.generator, gan.discriminator], on=False)
         kept = export(gan, ckpt, final, train_cfg.keep, Path(models_dir))
-        metrics = summary(pl, train_cfg, ckpt, kept, resumed_from, wall, final)
+        metrics = summary(pl, train_cfg, ckpt, kept, resumed_from, wall, final) | {"devices": devices}
         write_json(metrics_path, metrics)
     return metrics
 

@@ -119,3 +119,16 @@ def test_multi_worker_refuses_workers_that_resume_from_different_steps(tmp_path)
         out, err = proc.communicate(timeout=300)
         assert proc.returncode != 0 and "RESULT" not in out
         assert f"the workers start from different steps (this one from step {6 if i == 0 else 0}" in err, err[-2000:]
+
+
+def test_mirrored_without_a_gpu_is_refused_in_one_line(monkeypatch):
+    import tensorflow as tf
+
+    from ganpipe.distribute import make_strategy
+    from ganpipe.errors import GanpipeError
+
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    monkeypatch.delenv("GANPIPE_CPU_DEVICES", raising=False)
+    with pytest.raises(GanpipeError, match=r"^train.strategy: mirrored found no GPU .*GANPIPE_CPU_DEVICES=N"):
+        make_strategy("mirrored")

@@ -35,7 +35,7 @@ def test_prepare_repro_is_cached_and_reruns_on_param_change(dvc_repo):
     status = sh(["git", "status", "--porcelain", "--untracked-files=all"], dvc_repo).stdout
     assert "data/prepared" not in status and "metrics/data.json" not in status
     # back to the first params: restored from the run-cache, not rerun
-    set_params(dvc_repo, "prepare", image_size=28)
+    set_params(dvc_repo, "prepare", image_size="auto")
     back = dvc("repro", "prepare", cwd=dvc_repo)
     assert "Running stage 'prepare'" not in back.stdout and "is cached - skipping run" in back.stdout, back.stdout
     assert (dvc_repo / "dvc.lock").read_text() == lock1

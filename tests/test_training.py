@@ -164,6 +164,7 @@ def test_a_run_that_fails_midway_leaves_the_previous_logs_and_no_partial_tables(
 def test_train_metrics_and_logs(tmp_path, small_data):
     m, _ = run_train(tmp_path, small_data)
     saved = json.loads((tmp_path / "train.json").read_text())
+    assert saved["devices"] == ["/device:CPU:0"]  # what the steps ran on, recorded (no GPU here)
     assert saved["steps"] == 16 and saved["images_seen"] == 16 * 32 and saved["img_per_sec"] > 0
     rows = (tmp_path / "live/plots/metrics/g_loss.tsv").read_text().splitlines()
     assert rows[0].split("\t")[:2] == ["step", "g_loss"] and [r.split("\t")[0] for r in rows[1:]] == ["8", "16"]
