@@ -27,8 +27,7 @@ def main() -> None:
     save_real_stats("data/features/real_stats.npz", feats, CLASSIFIER, split)
     task = classifier_task(y, len(names or []))
     write_json("metrics/features.json", {"test_accuracy": round(acc, 6), "feature_dim": cfg.feature_dim,
-                                         "n_test": int(len(xt)), "n_real": int(len(ref)), "real_split": split,
-                                         "task": task})
+                                         "n_test": int(len(xt)), "task": task})  # the real set: in the protocol
     print(f"features: classifier ({task}) test accuracy {acc:.4f}; real statistics from {len(ref)} images ({split})")
 
 
