@@ -501,9 +501,9 @@ NOT_LOGGED = ("epoch", "step", "images_seen", "partial")  # an epoch record's bo
 def _log_epoch(live, rec: dict, grid: np.ndarray | None) -> None:
     """Every value of an epoch record: the epoch means of whatever the step reports (``*_step``) and p."""
     live.step = rec["step"]
-    for k, v in rec.items():
-        if k not in NOT_LOGGED:
-            live.log_metric(k, v)
+    for k in sorted(rec):  # sorted: a record read back from a checkpoint has its keys sorted, and DVCLive's
+        if k not in NOT_LOGGED:  # summary keeps the order of first logging (a resumed run's must be the same bytes)
+            live.log_metric(k, rec[k])
     if grid is not None:
         # DVCLive's step layout (name/{step}.png): DVC's plots and VS Code's step slider page through it
         live.log_image(f"samples/{rec['step']}.png", Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid))
