@@ -171,13 +171,13 @@ def load_yaml(data: bytes | str, where: str | os.PathLike):
             data = data.decode("utf-8")
         except UnicodeDecodeError as e:
             raise ParamsError(f"{where}: not UTF-8 text (byte {e.start})") from None
-    yaml = YAML(typ="safe", pure=True)
+    safe = YAML(typ="safe", pure=True)  # ruamel's safe loader: plain data only, never objects
     try:
-        for token in yaml.scan(data):
+        for token in safe.scan(data):
             if isinstance(token, (AliasToken, AnchorToken)):
                 line = token.start_mark.line + 1
                 raise ParamsError(f"{where}: line {line}: YAML anchors and aliases are not accepted in params")
-        return yaml.load(data)
+        return safe.load(data)
     except YAMLError as e:
         first = " ".join(str(e).split())[:200]
         raise ParamsError(f"{where}: not valid YAML ({first})") from None

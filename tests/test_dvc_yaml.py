@@ -50,16 +50,12 @@ def test_every_stage_declares_every_key_it_reads():
         assert not extra, f"stage {name} declares {extra} but its script never loads those sections"
 
 
-def _library_modules(path: Path) -> set[str]:
-    return library_modules(path)
-
-
-def test_every_stage_depends_on_its_script_and_library_modules():
+def test_every_stage_depends_on_its_script_andlibrary_modules():
     for name, stage in DVC["stages"].items():
         script = _script(stage)
         deps = set(stage.get("deps", []))
         assert str(script.relative_to(REPO)) in deps, f"stage {name} does not depend on its script"
-        needed = _library_modules(script)
+        needed = library_modules(script)
         assert needed, f"{script} uses no ganpipe module"
         missing = sorted(needed - deps)
         assert not missing, f"stage {name} imports {missing} but dvc.yaml does not list them as deps"
