@@ -39,15 +39,17 @@ class QualityTracker:
         return h.hexdigest()
 
     def _load(self) -> None:
-        if self._extractor is None:
+        if self._stats is None:  # check() may have read them already
             self._stats = load_real_stats(self.real_stats_path, self.classifier_path)
+        if self._extractor is None:
             self._extractor = ClassifierExtractor.open(self.classifier_path)
 
     def check(self) -> None:
         """Refuse, before training starts, a sample count the evaluations' FD and KID cannot use: more
         samples than feature dimensions (the rule of the evaluate stage) and room for two KID blocks."""
         # the statistics only: loading the classifier now would shift Keras' layer names of the GAN built next
-        self._stats = load_real_stats(self.real_stats_path, self.classifier_path)
+        if self._stats is None:
+            self._stats = load_real_stats(self.real_stats_path, self.classifier_path)
         dim, n_real = self._stats["features"].shape[1], len(self._stats["features"])
         need = max(dim + 1, 4)
         if self.n < need:
