@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import GanpipeError
+from .errors import GanpipeError, one_line
 
 
 def _report(args) -> None:
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             return run(args.action, args.dvc_args)
         (_report if args.command == "report" else _evaluate)(args)
     except GanpipeError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 1
     return 0
 

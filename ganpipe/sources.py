@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DataError
 from .io import NpyRows, load_npz, npz_rows, sha256_file
@@ -281,8 +281,14 @@ def load_fashion_mnist(directory: str | os.PathLike | None = None) -> RawData:
 # image folders
 
 
+def _hidden(p: Path) -> bool:
+    """Dot files and folders (macOS's AppleDouble ``._x.png`` among them) and the ``__MACOSX`` folder that
+    unzipping a macOS archive leaves: never images or classes."""
+    return p.name.startswith(".") or p.name == "__MACOSX"
+
+
 def _is_image(p: Path) -> bool:
-    return p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    return p.is_file() and not _hidden(p) and p.suffix.lower() in IMAGE_SUFFIXES
 
 
 # Formats handed to Pillow: an allow-list, so that no other decoder (Ghostscript for PostScript, say)
@@ -312,9 +318,32 @@ def read_image(path: Path, size: int | None = None) -> np.ndarray:
             arr = _to_uint8(im, size)
     except DataError:
         raise
+    except UnidentifiedImageError:
+        kind = _sniff(path)
+        what = f"holds {kind} data" if kind else "is not an image that can be read"
+        raise DataError(f"{path}: {what}, not PNG or JPEG (only those are read, whatever the file's name)") from None
     except Exception as e:  # noqa: BLE001 - Pillow raises many types (bombs, truncation, codecs): all one line
         raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
     return arr[..., None] if arr.ndim == 2 else arr
+
+
+# What a file that is not PNG/JPEG is, from its first bytes: named in the error, so that a GIF or a
+# macOS metadata file saved as `x.png` is recognised for what it is.
+MAGIC = (
+    (b"GIF87a", "GIF"), (b"GIF89a", "GIF"), (b"BM", "BMP"), (b"II*\0", "TIFF"), (b"MM\0*", "TIFF"),
+    (b"\x00\x05\x16\x07", "AppleDouble (macOS metadata)"), (b"%!PS", "PostScript"), (b"%PDF", "PDF"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"\x89PNG", "damaged PNG"), (b"\xff\xd8\xff", "damaged JPEG"),
+)
+
+
+def _sniff(path: Path) -> str | None:
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[4:8] == b"ftyp":
+        return "HEIF/AVIF"
+    return next((kind for magic, kind in MAGIC if head.startswith(magic)), None)
 
 
 def image_is_colour(path: Path) -> bool:
@@ -356,7 +385,7 @@ def list_image_dir(directory: str | os.PathLike) -> RawData:
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"{directory}: image folder not found")
-    entries = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
+    entries = sorted(p for p in directory.iterdir() if not _hidden(p))
     subdirs = [p for p in entries if p.is_dir()]
     top_images = [p for p in entries if _is_image(p)]
     if subdirs and top_images:
@@ -365,7 +394,7 @@ def list_image_dir(directory: str | os.PathLike) -> RawData:
         class_names = [d.name for d in subdirs]
         paths, labels = [], []
         for label, d in enumerate(subdirs):
-            imgs = sorted(p for p in d.rglob("*") if _is_image(p))
+            imgs = sorted(p for p in d.rglob("*") if _is_image(p) and not any(map(_hidden, p.relative_to(d).parents)))
             if not imgs:
                 raise DataError(f"{d}: class folder has no PNG/JPEG images")
             paths += imgs

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Callable
 
-from .errors import GanpipeError
+from .errors import GanpipeError, one_line
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow start-up chatter out of stage logs
 
@@ -20,14 +20,14 @@ def run_stage(main: Callable[[], None]) -> None:
     try:
         main()
     except GanpipeError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(1)
     except OSError as e:
         if e.errno not in WRITE_ERRORS:
             raise
         # A full disk or a read-only output folder: one line. Atomic writes left the previous outputs.
         where = os.fsdecode(e.filename) if e.filename else "an output file"
-        print(f"error: cannot write {where}: {e.strerror} (previous outputs are unchanged)", file=sys.stderr)
+        print(one_line(f"error: cannot write {where}: {e.strerror} (previous outputs are unchanged)"), file=sys.stderr)
         sys.stderr.flush()
         for hook in BEFORE_EXIT:
             hook()

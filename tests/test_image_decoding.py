@@ -28,7 +28,7 @@ def test_postscript_named_png_never_starts_ghostscript(tmp_path, monkeypatch, ca
     root.mkdir()
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "ok.png")
     (root / "evil.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n0 0 moveto showpage\n")
-    with pytest.raises(DataError, match="evil.png: unreadable image"):
+    with pytest.raises(DataError, match="evil.png: holds PostScript data, not PNG or JPEG"):
         S.read_image(root / "evil.png")
     params = default_params()
     params["prepare"] |= {"source": f"images:{root}", "on_bad_image": "skip", "test_fraction": 0.5}
@@ -137,3 +137,78 @@ def test_too_few_real_test_images_for_the_feature_dimension_are_refused():
     check_real_count(129, 128)
     with pytest.raises(DataError, match=r"has 100 images, not more than features.feature_dim=128.*features.reference: all"):
         check_real_count(100, 128)
+
+
+def _odd_folder(root):
+    """Valid images of every awkward kind users' folders hold, plus files that must be ignored."""
+    rng = np.random.default_rng(0)
+    rgb = lambda h, w: rng.integers(0, 256, (h, w, 3), dtype=np.uint8)  # noqa: E731
+    root.mkdir()
+    Image.fromarray(rgb(10, 10000)).save(root / "wide.png")  # centre-cropped to its 10x10 middle
+    Image.fromarray(rgb(1, 1)).save(root / "one.png")
+    frames = [Image.fromarray(rgb(16, 16)) for _ in range(3)]
+    frames[0].save(root / "anim.png", save_all=True, append_images=frames[1:])  # APNG: the first frame
+    Image.fromarray(rgb(16, 16)).convert("CMYK").save(root / "cmyk.jpg", quality=100)
+    Image.fromarray(rng.integers(0, 256, (16, 16, 2), dtype=np.uint8), mode="LA").save(root / "grey-alpha.png")
+    Image.fromarray(rgb(16, 16)).convert("P").save(root / "palette.png", transparency=0)
+    for name in ("ünï cödé.png", "with space.png", "new\nline.png"):
+        Image.fromarray(rgb(16, 16)).save(root / name)
+    (root / "._anim.png").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")  # AppleDouble
+    (root / "__MACOSX").mkdir()
+    (root / "__MACOSX" / "._one.png").write_bytes(b"\x00\x05\x16\x07")
+    return frames[0]
+
+
+def test_odd_but_valid_images_are_read_as_documented(tmp_path):
+    first_frame = np.asarray(_odd_folder(tmp_path / "imgs"))
+    raw = S.list_image_dir(tmp_path / "imgs")
+    names = sorted(p.name for p in raw.train.x.paths)
+    assert names == sorted(["wide.png", "one.png", "anim.png", "cmyk.jpg", "grey-alpha.png", "palette.png",
+                            "ünï cödé.png", "with space.png", "new\nline.png"])  # no ._ file, no __MACOSX
+    read = lambda n: S.read_image(tmp_path / "imgs" / n)  # noqa: E731
+    np.testing.assert_array_equal(read("anim.png"), first_frame)
+    assert read("grey-alpha.png").shape == (16, 16, 1)  # alpha dropped, grey stays grey
+    la = np.asarray(Image.open(tmp_path / "imgs" / "grey-alpha.png"))
+    np.testing.assert_array_equal(read("grey-alpha.png")[..., 0], la[..., 0])
+    assert read("palette.png").shape == (16, 16, 3) and read("cmyk.jpg").shape == (16, 16, 3)
+    assert read("wide.png").shape == (10, 10000, 3) and read("one.png").shape == (1, 1, 3)
+    assert S.image_is_colour(tmp_path / "imgs" / "palette.png")
+
+
+def test_a_folder_of_odd_images_prepares_with_the_defaults(tmp_path, capsys):
+    _odd_folder(tmp_path / "imgs")
+    params = default_params()
+    params["prepare"] |= {"source": f"images:{tmp_path / 'imgs'}", "test_fraction": 0.3}
+    code, err = run_stage_in(tmp_path, "prepare", params, capsys)
+    assert code == 0, err
+    from ganpipe.splits import load_split
+
+    train, test = (load_split(tmp_path / "data" / "prepared" / s) for s in ("train", "test"))
+    assert len(train) + len(test) == 9
+    assert train.x.shape[1:] == (32, 32, 3)  # image folders: 32 px; colour because any image is
+
+
+def test_a_file_that_is_not_png_or_jpeg_is_one_line_naming_what_it_is(tmp_path, capsys):
+    root = tmp_path / "imgs"
+    _odd_folder(root)
+    (root / "broken\nname.png").write_bytes(b"not an image at all")
+    params = default_params()
+    params["prepare"] |= {"source": f"images:{root}", "test_fraction": 0.3}
+    code, err = run_stage_in(tmp_path, "prepare", params, capsys)
+    assert code == 1
+    # the newline in the name is escaped: the error stays one line
+    assert err == (f"error: {root}/broken\\nname.png: is not an image that can be read, not PNG or JPEG "
+                   "(only those are read, whatever the file's name)\n")
+    assert not (tmp_path / "data" / "prepared").exists() and not (tmp_path / "metrics").exists()
+    (root / "broken\nname.png").unlink()
+    frames = [Image.fromarray(np.full((8, 8, 3), v, np.uint8)) for v in (0, 255)]
+    frames[0].save(root / "really-a.gif.png", format="GIF", save_all=True, append_images=frames[1:])
+    code, err = run_stage_in(tmp_path, "prepare", params, capsys)
+    assert code == 1 and err.startswith(f"error: {root}/really-a.gif.png: holds GIF data, not PNG or JPEG")
+    assert err.count("\n") == 1 and not (tmp_path / "data" / "prepared").exists()
+    params["prepare"]["on_bad_image"] = "skip"
+    code, err = run_stage_in(tmp_path, "prepare", params, capsys)
+    assert code == 0, err
+    import json
+
+    assert json.loads((tmp_path / "metrics" / "data.json").read_text())["skipped_files"] == ["really-a.gif.png"]
