@@ -57,4 +57,4 @@ dataset:
 
 # The experiment table with the columns that matter.
 compare: setup
-	$(VENV)/bin/dvc exp show --md --drop '.*' --keep 'Experiment|^fd_clf_[0-9k]+$$|^fd_inf_clf$$|kid_clf_[0-9k]+_mean$$|^precision_clf|^recall_clf|^coverage_clf|model\.(arch|loss)|train\.(kimg|epochs|g_lr|d_lr)'
+	$(VENV)/bin/dvc exp show --md --drop '.*' --keep 'Experiment|^fd_clf$$|^fd_inf_clf$$|^kid_clf_mean$$|^precision_clf$$|^recall_clf$$|^coverage_clf$$|model\.(arch|loss)|train\.(kimg|epochs|g_lr|d_lr)'

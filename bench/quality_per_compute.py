@@ -4,7 +4,7 @@ default profile (params.yaml) and for the keras.io WGAN-GP recipe (bench.baselin
 Each run trains for ``--budget`` seconds of training time, graph tracing included (evaluation pauses
 the clock). At ``--evals``
 evenly spaced marks, the current sampling generator (ours: the EMA copy) draws 10,000 images, and their
-FD is computed exactly as the evaluate stage computes fd_clf_10k (same classifier, same real test
+FD is computed exactly as the evaluate stage computes fd_clf (same classifier, same real test
 statistics, same seed). Prints a table and writes JSON and a plot of FD against images seen and against
 training seconds.
 
@@ -113,8 +113,8 @@ def run(trainer, budget, evals, score, log):
         if trained >= marks[0]:
             marks.pop(0)
             fd = score(trainer.sampler())
-            points.append({"train_seconds": round(trained, 1), "images_seen": trainer.images_seen(), "fd_clf_10k": fd})
-            log(f"  {trained:7.1f} s  {trainer.images_seen():8d} images  fd_clf_10k {fd:8.3f}")
+            points.append({"train_seconds": round(trained, 1), "images_seen": trainer.images_seen(), "fd_clf": fd})
+            log(f"  {trained:7.1f} s  {trainer.images_seen():8d} images  fd_clf {fd:8.3f}")
     return points
 
 
@@ -152,8 +152,8 @@ def main():
                                                     "runs": results}, indent=1, sort_keys=True) + "\n")
     plot(results, out.with_suffix(".png"))
     if {"ours", "recipe"} <= set(results):
-        a, b = results["ours"]["points"][-1]["fd_clf_10k"], results["recipe"]["points"][-1]["fd_clf_10k"]
-        print(f"at the budget: ours {a:.3f} vs recipe {b:.3f} fd_clf_10k ({'ours better' if a < b else 'RECIPE BETTER'})")
+        a, b = results["ours"]["points"][-1]["fd_clf"], results["recipe"]["points"][-1]["fd_clf"]
+        print(f"at the budget: ours {a:.3f} vs recipe {b:.3f} fd_clf ({'ours better' if a < b else 'RECIPE BETTER'})")
 
 
 def plot(results, path):
@@ -166,10 +166,10 @@ def plot(results, path):
     for r in results.values():
         pts = r["points"]
         for ax, key in zip(axes, ("images_seen", "train_seconds")):
-            ax.plot([p[key] for p in pts], [p["fd_clf_10k"] for p in pts], marker="o", label=r["label"])
+            ax.plot([p[key] for p in pts], [p["fd_clf"] for p in pts], marker="o", label=r["label"])
     for ax, xl in zip(axes, ("images seen", "training seconds (2-core CPU)")):
         ax.set_xlabel(xl)
-        ax.set_ylabel("fd_clf_10k (lower is better)")
+        ax.set_ylabel("fd_clf (lower is better)")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)

@@ -1,9 +1,11 @@
-"""The evaluate stage's logic: every metric, with its protocol in its name, CIs and reference points.
+"""The evaluate stage's logic: every metric, its CIs and reference points, and the protocol beside them.
 
-Protocol names: ``<metric>_<extractor>_<n>`` where extractor is ``clf`` (our classifier) or ``inc``
-(InceptionV3) and n the number of generated samples (``10k``); ``fd_inf_<extractor>`` has no count (it is
-extrapolated to infinitely many samples). The rest of the protocol (real count and split, extractor hash,
-KID subset size actually used, k) is in ``protocol``, which ``ganpipe report`` checks before it compares.
+Names are stable, ``<metric>_<extractor>`` with extractor ``clf`` (our classifier) or ``inc`` (InceptionV3):
+``fd_clf``, ``fd_inf_clf``, ``kid_clf_mean``, ``precision_clf``, ... DVC matches metrics by key, so a run
+with another sample count shows a change of ``fd_clf``, not one metric removed and another added. What a
+number depends on besides the generator (the generated and real counts, real split, extractor hash, KID
+subset size actually used, the k of precision/recall) is in ``protocol``, which ``ganpipe report`` checks
+before it compares two runs' metric.
 Reference points are measured with the same protocol: ``floor`` = real train images vs the real test set;
 ``ceiling`` = an untrained generator of the same architecture vs the real test set.
 """
@@ -22,10 +24,6 @@ from . import metrics as M
 from . import seeds
 from .errors import DataError
 from .io import load_npz, sha256_file
-
-
-def count_name(n: int) -> str:
-    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
 
 
 def check_samples(x, path) -> None:
@@ -54,7 +52,6 @@ class Compared:
     cfg: object  # params.Evaluate
     seed: int
     tag: str  # clf | inc
-    count: str  # the generated count in names (10k)
 
 
 def _with_ci(name: str, value: float, lo: float, hi: float) -> dict:
@@ -65,7 +62,7 @@ def _fd(c: Compared) -> dict:
     fd = M.frechet_distance(*M.feature_stats(c.gen, "generated features"), c.mu, c.sigma)
     lo, hi = M.bootstrap_ci(lambda i: M.frechet_distance(*M.feature_stats(c.gen[i]), c.mu, c.sigma),
                             len(c.gen), c.cfg.bootstrap, c.seed)
-    return _with_ci(f"fd_{c.tag}_{c.count}", fd, lo, hi)
+    return _with_ci(f"fd_{c.tag}", fd, lo, hi)
 
 
 def _fd_inf(c: Compared) -> dict:
@@ -78,19 +75,19 @@ def _fd_inf(c: Compared) -> dict:
 def _kid(c: Compared) -> dict:
     size = M.kid_subset_size(c.cfg.kid_subset_size, len(c.real), len(c.gen))
     k = M.kid(c.real, c.gen, c.cfg.kid_subsets, size, c.seed)
-    name = f"kid_{c.tag}_{c.count}"
+    name = f"kid_{c.tag}"
     return {f"{name}_mean": k.mean, f"{name}_std": k.std, f"{name}_mean_ci95_lo": k.ci95_lo,
             f"{name}_mean_ci95_hi": k.ci95_hi}
 
 
 def _precision_recall(c: Compared) -> dict:
     prec, rec = M.precision_recall(c.real, c.gen, c.cfg.pr_k)
-    return {f"precision_{c.tag}_k{c.cfg.pr_k}_{c.count}": prec, f"recall_{c.tag}_k{c.cfg.pr_k}_{c.count}": rec}
+    return {f"precision_{c.tag}": prec, f"recall_{c.tag}": rec}
 
 
 def _density_coverage(c: Compared) -> dict:
     dens, cov = M.density_coverage(c.real, c.gen, c.cfg.dc_k)
-    return {f"density_{c.tag}_k{c.cfg.dc_k}_{c.count}": dens, f"coverage_{c.tag}_k{c.cfg.dc_k}_{c.count}": cov}
+    return {f"density_{c.tag}": dens, f"coverage_{c.tag}": cov}
 
 
 @dataclass(frozen=True)
@@ -129,7 +126,7 @@ def quality(gen_feats, real_feats, real_mu, real_sigma, cfg, seed: int, tag: str
             raise DataError(f"{len(f)} {what} are too few for {f.shape[1]}-dimensional features (need more "
                             f"than {f.shape[1]}; {fix} or lower features.feature_dim)")
     gen_feats = M.finite(gen_feats, "generated features")
-    c = Compared(gen_feats, real_feats, real_mu, real_sigma, cfg, seed, tag, count_name(len(gen_feats)))
+    c = Compared(gen_feats, real_feats, real_mu, real_sigma, cfg, seed, tag)
     out = {}
     for metric in METRICS.values():
         out |= metric.compute(c)
@@ -205,13 +202,12 @@ def evaluate(samples, sample_labels, extractor, real, train_x, test_x, test_y, c
     out = quality(feats, real_feats, mu, sigma, cfg, seed, tag)
     bar.update(1)
     bar.set_postfix_str("SSIM diversity and memorisation")
-    c = count_name(n)
     if probs is not None:
-        out[f"clf_score_{c}"] = M.classifier_score(probs)
+        out["clf_score"] = M.classifier_score(probs)
         if sample_labels is not None:
             per = M.per_class_accuracy(probs, sample_labels, probs.shape[1])
-            out[f"clf_accuracy_conditional_{c}"] = float(np.mean(list(per.values())))
-            out[f"clf_accuracy_conditional_{c}_per_class"] = per
+            out["clf_accuracy_conditional"] = float(np.mean(list(per.values())))
+            out["clf_accuracy_conditional_per_class"] = per
     out |= ssim_block(samples, sample_labels, test_x, test_y, train_x, cfg, seed)
     bar.update(1)
 

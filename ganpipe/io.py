@@ -92,9 +92,10 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def write_json(path: str | os.PathLike, obj) -> None:
-    """Write ``obj`` as indented, key-sorted JSON (stable bytes for equal content)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+def write_json(path: str | os.PathLike, obj, sort_keys: bool = True) -> None:
+    """Write ``obj`` as indented JSON, key-sorted unless ``sort_keys=False`` keeps a deliberate order
+    (stable bytes for equal content either way)."""
+    text = json.dumps(obj, indent=2, sort_keys=sort_keys, allow_nan=False) + "\n"
     write_bytes(path, text.encode())
 
 

@@ -74,21 +74,45 @@ def check_params_committed(root: Path) -> None:
         raise GanpipeError(f"git diff failed in {root}: {proc.stderr.decode(errors='replace').strip()}")
 
 
-def exp_command(profile: str, name: str | None, queue: bool, overrides: list[str], root: Path) -> list[str]:
+def exp_command(profile: str, name: str | None, queue: bool, overrides: list[str], root: Path,
+                dvc_args: list[str] = ()) -> list[str]:
+    """``dvc exp run -n NAME [--queue] -S <profile> -S <overrides> <dvc_args>``: any other ``dvc exp run``
+    argument (``-f``, ``--temp``, ``-m``, stage targets) passes through as given."""
     cmd = [str(Path(sys.prefix) / "bin" / "dvc"), "exp", "run", "-n", name or profile]
     if queue:
         cmd.append("--queue")
     cmd += set_param_args(load_profile(profile, root))
     for o in overrides:
         cmd += ["-S", o]
-    return cmd
+    return cmd + list(dvc_args)
+
+
+def seed_commands(profile: str, name: str | None, seeds: int, overrides: list[str], root: Path,
+                  dvc_args: list[str] = ()) -> list[list[str]]:
+    """``seeds`` queued experiments of one variant, ``NAME-seedS`` for S = the committed ``base.seed`` + 0,
+    1, ...: what ``ganpipe compare`` summarises by the spread between seeds."""
+    if seeds < 1:
+        raise GanpipeError(f"--seeds {seeds}: give at least 1")
+    first = params.from_dict(params.Base, params.read_params_file(root / "params.yaml").get("base", {})).seed
+    stem = name or profile
+    return [exp_command(profile, f"{stem}-seed{first + i}", True, [*overrides, f"base.seed={first + i}"], root,
+                        dvc_args) for i in range(seeds)]
 
 
 def run_exp(profile: str, name: str | None = None, queue: bool = False, overrides: list[str] = (),
-            from_workspace: bool = False, root: str | os.PathLike = ".") -> int:
+            from_workspace: bool = False, root: str | os.PathLike = ".", dvc_args: list[str] = (),
+            seeds: int | None = None) -> int:
     root = Path(root)
     if not from_workspace:
         check_params_committed(root)
-    cmd = exp_command(profile, name, queue, list(overrides), root)
-    print("ganpipe exp: " + " ".join(cmd[1:]), flush=True)
-    return subprocess.run(cmd, cwd=root).returncode
+    cmds = (seed_commands(profile, name, seeds, list(overrides), root, dvc_args) if seeds
+            else [exp_command(profile, name, queue, list(overrides), root, dvc_args)])
+    for cmd in cmds:
+        print("ganpipe exp: " + " ".join(cmd[1:]), flush=True)
+        code = subprocess.run(cmd, cwd=root).returncode
+        if code:
+            return code
+    if seeds:
+        print(f"ganpipe exp: {seeds} experiments queued; `dvc queue start` runs them, `ganpipe compare` "
+              "shows their spread", flush=True)
+    return 0

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import GanpipeError
+from .compare import metric_frame, metric_order
 from .evaluation import PROTOCOL_KEYS
 from .io import write_bytes
 from .results import DETAILS, EVAL, merge
@@ -92,13 +93,12 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def metric_rows(run: Run) -> dict[str, tuple[float, float | None, float | None]]:
     """name -> (value, ci_lo, ci_hi) for the headline metrics (no reference points, no per-class)."""
-    rows = {}
-    e = run.eval
-    for k, v in e.items():
-        if isinstance(v, (dict, list)) or k.endswith(("_ci95_lo", "_ci95_hi", "_std")) or not isinstance(v, (int, float)):
-            continue
-        rows[k] = (float(v), e.get(f"{k}_ci95_lo"), e.get(f"{k}_ci95_hi"))
-    return rows
+    return _rows(metric_frame({run.label: run.eval}))
+
+
+def _rows(frame) -> dict[str, tuple[float, float | None, float | None]]:
+    none = lambda v: None if v != v else float(v)  # noqa: E731 - NaN (no interval) -> None
+    return {m: (float(v), none(lo), none(hi)) for m, v, lo, hi in zip(frame["metric"], frame["value"], frame["lo"], frame["hi"])}
 
 
 def _short(v) -> str:
@@ -183,8 +183,9 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> tuple[list[s
 
 def _metrics_section(runs: list[Run]) -> tuple[list[str], list[str]]:
     """The metric table: each run's value and interval, the baseline's floor and ceiling, the verdicts."""
-    rows = [metric_rows(r) for r in runs]
-    base, names = rows[0], sorted(set().union(*rows))
+    frame = metric_frame({str(i): r.eval for i, r in enumerate(runs)})  # the table `ganpipe compare` builds on
+    rows = [_rows(frame[frame["run"] == str(i)]) for i in range(len(runs))]
+    base, names = rows[0], metric_order(frame["metric"].unique())
     protocols = [r.eval.get("protocol", {}) for r in runs]
     header = (["metric"] + [r.label for r in runs] + ["floor", "ceiling"]
               + [f"{r.label} vs {runs[0].label}" for r in runs[1:]])

@@ -25,7 +25,7 @@ def is_headline(key: str, value) -> bool:
 def split(result: dict) -> tuple[dict, dict]:
     """(headline, details) of the evaluate stage's result. Timing (img/s) stays in ``metrics/train.json``:
     the evaluate stage's outputs are the same bytes on every rerun, and a timing would break that."""
-    headline = {k: v for k, v in result.items() if is_headline(k, v)}
+    headline = {k: v for k, v in result.items() if is_headline(k, v)}  # in the result's (the registry's) order
     return headline, {k: v for k, v in result.items() if k not in headline}
 
 

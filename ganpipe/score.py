@@ -16,7 +16,7 @@ import numpy as np
 from . import metrics as M
 from . import params
 from .errors import DataError
-from .evaluation import count_name, load_samples, protocol, quality
+from .evaluation import load_samples, protocol, quality
 from .features import open_extractor
 from .sources import load_image_dir
 from .transforms import resize_images, to_channels
@@ -56,7 +56,7 @@ def score(samples: str | os.PathLike, repo: str | os.PathLike = ".") -> dict:
     feats, probs = extractor(x, cfg.batch_size)
     out = quality(feats, real.features, real.mu, real.sigma, cfg, seed, extractor.tag)
     if probs is not None:
-        out[f"clf_score_{count_name(len(x))}"] = M.classifier_score(probs)
+        out["clf_score"] = M.classifier_score(probs)
     out["protocol"] = protocol(extractor, len(x), real.features, cfg, real.split) | {"samples": str(samples)}
     return out
 

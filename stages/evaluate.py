@@ -31,7 +31,7 @@ def main() -> None:
     result = evaluate(x, y, extractor, real, train.x, test.x, test.y, ceiling, cfg, base.seed, progress=True)
     headline, details = split(result)
     write_json(DETAILS, details)
-    write_json(EVAL, headline)
+    write_json(EVAL, headline, sort_keys=False)  # registry order: FD, KID, precision, recall lead `dvc exp show`
     print("evaluate: " + ", ".join(f"{k} {v:.4g}" for k, v in result.items() if k.startswith(("fd_", "kid_")) and "ci95" not in k))
 
 

@@ -26,8 +26,8 @@ def main() -> None:
     feats, _ = ClassifierExtractor(model, CLASSIFIER)(ref)
     save_real_stats("data/features/real_stats.npz", feats, CLASSIFIER, split)
     task = classifier_task(y, len(names or []))
-    write_json("metrics/features.json", {"test_accuracy": round(acc, 6), "feature_dim": cfg.feature_dim,
-                                         "n_test": int(len(xt)), "task": task})  # the real set: in the protocol
+    # metrics only (DVC shows every key as a column); the dimension, counts and task are in evaluate's protocol
+    write_json("metrics/features.json", {"test_accuracy": round(acc, 6)})
     print(f"features: classifier ({task}) test accuracy {acc:.4f}; real statistics from {len(ref)} images ({split})")
 
 

@@ -97,8 +97,8 @@ def run_prepare(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 # real DVC in a temporary git repository
 
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "ganpipe", "profiles", "data/raw", ".dvc/config", ".dvcignore",
-                 ".gitignore"]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "ganpipe", "profiles", "data/raw", ".dvc/config", ".dvc/plots",
+                 ".dvcignore", ".gitignore"]
 
 
 def sh(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:

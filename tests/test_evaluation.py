@@ -8,7 +8,7 @@ import pytest
 from ganpipe import metrics as M
 from ganpipe import params
 from ganpipe.errors import DataError, GanpipeError
-from ganpipe.evaluation import check_samples, count_name, load_samples
+from ganpipe.evaluation import check_samples, load_samples
 from ganpipe.features import ClassifierExtractor, InceptionExtractor, load_real_stats, save_real_stats, train_classifier
 from ganpipe.io import save_npz
 from ganpipe.saving import save_model
@@ -107,6 +107,19 @@ def test_inception_without_cached_weights_says_what_to_do(tmp_path, monkeypatch)
         InceptionExtractor.open()
 
 
-def test_protocol_names():
-    assert [count_name(n) for n in (10000, 50000, 1000, 1500, 600)] == ["10k", "50k", "1k", "1500", "600"]
+def test_metric_names_do_not_depend_on_the_sample_count():
+    """DVC matches metrics by key: the count lives in the protocol, so two counts give the same names."""
+    from types import SimpleNamespace
+
+    from ganpipe.evaluation import quality
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(400, 8))
+    cfg = SimpleNamespace(bootstrap=20, kid_subsets=10, kid_subset_size=100, pr_k=3, dc_k=5)
+    mu, sigma = real.mean(0), np.cov(real, rowvar=False)
+    a, b = (quality(rng.normal(size=(n, 8)), real, mu, sigma, cfg, 0, "clf") for n in (300, 1000))
+    assert set(a) == set(b) and {"fd_clf", "fd_inf_clf", "kid_clf_mean", "precision_clf", "recall_clf"} <= set(a)
+
+
+def test_check_samples_accepts_uint8_images():
     check_samples(np.zeros((2, 28, 28, 1), np.uint8), "x.npz")

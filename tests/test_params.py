@@ -184,3 +184,16 @@ def test_a_profile_name_outside_profiles_is_refused(name):
 
     with pytest.raises(GanpipeError, match=r"a profile is named by a file in profiles/"):
         load_profile(name, REPO)
+
+
+def test_seeds_queue_one_variant_per_seed_and_other_dvc_arguments_pass_through():
+    from ganpipe.profiles import exp_command, seed_commands
+
+    cmds = seed_commands("tiny", None, 3, ["train.g_lr=0.001"], REPO, ["-m", "seed spread"])
+    seed = params.read_params_file(REPO / "params.yaml")["base"]["seed"]
+    for i, cmd in enumerate(cmds):
+        assert cmd[cmd.index("-n") + 1] == f"tiny-seed{seed + i}" and "--queue" in cmd
+        assert cmd[-4:] == ["-S", f"base.seed={seed + i}", "-m", "seed spread"]  # the seed after every override
+    assert exp_command("tiny", "x", False, [], REPO, ["-f", "--temp", "train"])[-3:] == ["-f", "--temp", "train"]
+    with pytest.raises(Exception, match="--seeds 0"):
+        seed_commands("tiny", None, 0, [], REPO)

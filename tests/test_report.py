@@ -25,13 +25,13 @@ def eval_of(gen, real, seed=0, **protocol):
     out["protocol"] = {"extractor": "classifier", "extractor_task": "classes", "extractor_sha256": "a" * 64,
                        "feature_dim": 8, "real_split": "test", "n_generated": len(gen), "n_real": len(real),
                        "pr_k": 3, "dc_k": 5, "ssim": "x"} | protocol
-    out["reference"] = {"floor_real_train": {"fd_clf_1k": 0.01}, "ceiling_untrained_generator": {"fd_clf_1k": 99.0}}
+    out["reference"] = {"floor_real_train": {"fd_clf": 0.01}, "ceiling_untrained_generator": {"fd_clf": 99.0}}
     return out
 
 
 def test_kid_interval_is_the_block_interval_not_the_subsets_spread():
     real, gen = feats(1000, 0), feats(1000, 1, shift=0.2)
-    _, lo, hi = metric_rows(Run("a", eval=eval_of(gen, real, seed=7)))["kid_clf_1k_mean"]
+    _, lo, hi = metric_rows(Run("a", eval=eval_of(gen, real, seed=7)))["kid_clf_mean"]
     k = M.kid(real, gen, CFG.kid_subsets, 200, seed=7)
     assert (lo, hi) == (k.ci95_lo, k.ci95_hi)
     assert hi - lo < 2 * 1.96 * k.std  # the report used to give mean +- 1.96 std
@@ -41,18 +41,18 @@ def test_a_protocol_mismatch_is_never_called_a_difference():
     real, gen = feats(1200, 0), feats(1000, 1, shift=0.5)
     a = Run("base", eval=eval_of(gen, real))
     b = Run("fewer-real", eval=eval_of(gen + 0.5, real[:600]))
-    assert protocol_difference("fd_clf_1k", a.eval["protocol"], b.eval["protocol"]) == "n_real 1200 vs 600"
+    assert protocol_difference("fd_clf", a.eval["protocol"], b.eval["protocol"]) == "n_real 1200 vs 600"
     assert protocol_difference("fd_inf_clf", a.eval["protocol"], b.eval["protocol"]) is None
     _, md = render([a, b])
-    row = next(line for line in md.splitlines() if line.startswith("| fd_clf_1k |"))
+    row = next(line for line in md.splitlines() if line.startswith("| fd_clf |"))
     assert "not comparable (n_real 1200 vs 600)" in row and "differs" not in row
     row = next(line for line in md.splitlines() if line.startswith("| fd_inf_clf |"))
     assert "differs (intervals disjoint)" in row  # FD-infinity compares across real counts
     # another extractor: nothing feature-based compares; an older run without a protocol cannot be checked
     c = Run("other-clf", eval=eval_of(gen, real, extractor_sha256="b" * 64))
-    assert protocol_difference("kid_clf_1k_mean", a.eval["protocol"], c.eval["protocol"]) == \
+    assert protocol_difference("kid_clf_mean", a.eval["protocol"], c.eval["protocol"]) == \
         "extractor_sha256 aaaaaaaaaaaa vs bbbbbbbbbbbb"
-    assert "dc_k 5 vs unrecorded" in protocol_difference("density_clf_k5_1k", a.eval["protocol"], {})
+    assert "dc_k 5 vs unrecorded" in protocol_difference("density_clf", a.eval["protocol"], {})
 
 
 def test_floor_ceiling_columns_and_markdown_images(tmp_path):
@@ -60,7 +60,7 @@ def test_floor_ceiling_columns_and_markdown_images(tmp_path):
     run = Run("a", eval=eval_of(gen, real), grid=b"\x89PNG fake", losses={"d_loss": ([0, 1], [1.0, 0.5])})
     _, md = render([run])
     assert "| metric | a | floor | ceiling |" in md
-    assert next(line for line in md.splitlines() if line.startswith("| fd_clf_1k |")).endswith("| 0.01 | 99 |")
+    assert next(line for line in md.splitlines() if line.startswith("| fd_clf |")).endswith("| 0.01 | 99 |")
     (tmp_path / "ws").mkdir()
     for name, data in (("metrics/eval.json", None), ("data/generated/plots/samples.png", b"\x89PNG fake")):
         p = tmp_path / "ws" / name
@@ -80,19 +80,36 @@ def test_results_split_into_headline_and_details_and_merge_back():
     real, gen = feats(1200, 0), feats(1000, 1, shift=0.5)
     full = eval_of(gen, real) | {"ssim_pairwise_real": 0.08, "ssim_nn_train_gen_max": 0.9, "ssim_nn_train_samples": 5}
     headline, details = split(full)
-    assert set(headline) == {"fd_clf_1k", "fd_inf_clf", "kid_clf_1k_mean", "precision_clf_k3_1k", "recall_clf_k3_1k",
-                             "density_clf_k5_1k", "coverage_clf_k5_1k"}
+    assert set(headline) == {"fd_clf", "fd_inf_clf", "kid_clf_mean", "precision_clf", "recall_clf",
+                             "density_clf", "coverage_clf"}
     assert all(isinstance(v, float) for v in headline.values())  # flat: one column per number
-    assert "protocol" in details and "fd_clf_1k_ci95_lo" in details and "kid_clf_1k_std" in details
+    assert "protocol" in details and "fd_clf_ci95_lo" in details and "kid_clf_std" in details
     merged = merge(json.dumps(headline), json.dumps(details))
     assert merged == full
     assert merge(json.dumps(full), None) == full  # a revision from before the split
 
 
-def test_the_offline_plots_page_carries_the_vega_libraries_verbatim_and_no_cdn():
-    from ganpipe.offline_plots import VEGA_DIR, VEGA_FILES, template
+# the three libraries DVC's renderer names (dvc_render VegaRenderer.SCRIPTS), as vendored
+VEGA = {"5.20.2": "4794d0169cb1f3ebad8117fe98ba5bd652dd725905ec0384e832391dbccb03be",
+        "5.2.0": "d73157451b3978015ab31dacd55ff90d986ab8663fc0abed50f97b3cd90002cb",
+        "6.18.2": "1ba9826431ddc9805e815ad92acc811c819f2bfd32bda2a128b8c4b5070fab5e"}
 
-    page = template()
-    for name in VEGA_FILES:  # minified code holds "}}" and the like: nothing may be rewritten in it
-        assert (VEGA_DIR / name).read_text(encoding="utf8") in page, name
+
+def test_plain_dvc_plots_use_the_offline_page_with_the_vega_libraries_inline():
+    """`.dvc/config`'s plots.html_template: DVC's own `plots show|diff` write a page that needs no network."""
+    import configparser
+    import hashlib
+    import re
+
+    from tests.conftest import REPO
+
+    config = configparser.ConfigParser()
+    config.read(REPO / ".dvc/config")
+    page = (REPO / ".dvc" / config["plots"]["html_template"]).read_text(encoding="utf8")
     assert page.count("{plot_divs}") == 1 and "{scripts}" not in page and "<script src=" not in page
+    assert "cdn." not in page and "https://" not in page.split("<script>")[0]
+    scripts = re.findall(r"<script>\n(.*?)\n    </script>", page, re.S)
+    digests = sorted(hashlib.sha256(s.encode()).hexdigest() for s in scripts)
+    assert digests == sorted(VEGA.values())  # verbatim: minified code holds "}}" and the like
+    for version in VEGA:
+        assert f'"{version}"' in page
