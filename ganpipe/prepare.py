@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import signal
 import os
 from pathlib import Path
 from typing import Iterator
@@ -112,6 +113,12 @@ def finish(images: np.ndarray | list, size: int, channels: int) -> np.ndarray:
     return to_channels(resize_images(images, size), channels)
 
 
+def _worker_init() -> None:
+    """Ctrl-C reaches the whole process group: the parent alone handles it (terminating the pool), so no
+    worker prints a traceback of its own; SIGTERM, as the parent sends it in ``terminate()``, still ends them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _decode_task(task) -> tuple[np.ndarray, list[int], list[str], list[bytes]]:
     """One worker task: decode and finish a chunk of files (a top-level function, so workers can run it)."""
     files, on_bad_image, size, channels = task
@@ -142,7 +149,7 @@ def _chunks(s: Split, params, shape, workers: int, found: _Files, bar) -> Iterat
     tasks = ((s.x[np.arange(i, min(i + FILE_CHUNK, len(s)))], params.on_bad_image, size, channels) for i in starts)
     if workers > 1 and len(s) > FILE_CHUNK:
         # forkserver: workers start from a clean single-threaded process (never a fork of one running TF)
-        pool = multiprocessing.get_context("forkserver").Pool(min(workers, len(starts)))
+        pool = multiprocessing.get_context("forkserver").Pool(min(workers, len(starts)), initializer=_worker_init)
         results = pool.imap(_decode_task, tasks)
     else:
         pool, results = None, map(_decode_task, tasks)

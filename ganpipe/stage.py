@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 from typing import Callable
 
@@ -16,10 +17,32 @@ WRITE_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPE
 BEFORE_EXIT: list[Callable[[], None]] = []  # run before os._exit (stages/launch.py drains its stderr filter)
 
 
+class Terminated(BaseException):
+    """SIGTERM (``kill``, a queue being stopped, a CI timeout) as an exception, so that what a stage was
+    writing is removed and its worker processes are ended, as on Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+def _end_progress_bars() -> None:
+    """Close any progress bar still drawn, so that the message after it starts a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
+
+
 def run_stage(main: Callable[[], None]) -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         main()
+    except Terminated:
+        _end_progress_bars()
+        print("terminated (SIGTERM); previous outputs are unchanged", file=sys.stderr)
+        sys.exit(143)
     except GanpipeError as e:
+        _end_progress_bars()
         print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(1)
     except OSError as e:
@@ -33,5 +56,6 @@ def run_stage(main: Callable[[], None]) -> None:
             hook()
         os._exit(1)  # skip interpreter shutdown, where TensorFlow's exit hooks print noise after such errors
     except KeyboardInterrupt:
+        _end_progress_bars()
         print("interrupted", file=sys.stderr)
         sys.exit(130)

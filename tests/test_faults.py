@@ -65,3 +65,119 @@ def test_a_read_only_output_folder_is_one_line_and_keeps_the_previous_outputs(tm
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("error: cannot write data/prepared:") and "Read-only file system" in proc.stderr
     assert _digests(tmpfs) == before
+
+
+# ------------------------------------------------------------------------------ interruptions
+
+
+class _Stderr:
+    """A child's stderr read in the background (tqdm writes \\r, not lines)."""
+
+    def __init__(self, proc):
+        import threading
+
+        self.text = ""
+        self._t = threading.Thread(target=self._pump, args=(proc,), daemon=True)
+        self._t.start()
+
+    def _pump(self, proc):
+        for chunk in iter(lambda: proc.stderr.read1(4096), b""):
+            self.text += chunk.decode(errors="replace")
+
+    def wait_for(self, needle: str, timeout: float) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while needle not in self.text:
+            assert time.monotonic() < deadline, f"{needle!r} never appeared: {self.text[-500:]!r}"
+            time.sleep(0.05)
+
+    def done(self) -> str:
+        self._t.join(timeout=30)
+        return self.text
+
+
+@pytest.mark.parametrize("sig, code, last", [("SIGINT", 130, "interrupted"),
+                                             ("SIGTERM", 143, "terminated (SIGTERM); previous outputs are unchanged")])
+def test_ctrl_c_or_sigterm_in_prepares_worker_pool_leaves_no_worker_and_no_output(tmp_path, sig, code, last):
+    """Ctrl-C reaches the whole process group (workers too), SIGTERM the stage alone: either way one line,
+    no traceback from a worker, no worker left running, no prepared data and no temporary file."""
+    import signal
+    import time
+
+    import numpy as np
+    import psutil
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(3):
+        (tmp_path / "imgs" / f"c{c}").mkdir(parents=True)
+        for i in range(1500):
+            Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)).save(tmp_path / "imgs" / f"c{c}" / f"{i}.png")
+    work = tmp_path / "w"
+    work.mkdir()
+    params = default_params()
+    params["prepare"] |= {"source": f"images:{tmp_path / 'imgs'}"}
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = subprocess.Popen([sys.executable, str(REPO / "stages/prepare.py")], cwd=work, stderr=subprocess.PIPE,
+                            env=os.environ | {"PYTHONPATH": str(REPO)}, start_new_session=True)
+    err = _Stderr(proc)
+    err.wait_for("img/s", 120)  # decoding in the pool
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert len(workers) >= 2, workers  # the forkserver and its pool
+    if sig == "SIGINT":
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    else:
+        proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == code
+    text = err.done()
+    assert text.rstrip("\n").rsplit("\n", 1)[-1] == last, text[-800:]
+    assert "Traceback" not in text and "Process " not in text and "leaked" not in text, text[-800:]
+    time.sleep(0.5)
+    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+    left = sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file() and p.name != "params.yaml")
+    assert left == [] and not (work / "data" / "prepared").exists(), left
+
+
+def test_sigterm_during_evaluate_keeps_the_previous_metrics(tiny_run, tmp_path):
+    """A stopped queue or a CI timeout sends SIGTERM: evaluate stops with one line and exit 143, the
+    committed metrics unchanged and no temporary file beside them."""
+    import signal
+
+    from tests.conftest import copy_repo
+
+    repo = copy_repo(tiny_run[0], tmp_path)
+    before = {p: (repo / p).read_bytes() for p in ("metrics/eval.json", "metrics/eval_details.json")}
+    proc = subprocess.Popen([sys.executable, "stages/evaluate.py"], cwd=repo, stderr=subprocess.PIPE,
+                            env=os.environ | {"PYTHONPATH": str(repo)})
+    err = _Stderr(proc)
+    err.wait_for("evaluate: ", 300)  # its progress bar: minutes of scoring under way
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143
+    text = err.done()
+    assert text.rstrip("\n").rsplit("\n", 1)[-1] == "terminated (SIGTERM); previous outputs are unchanged", text[-800:]
+    assert "Traceback" not in text
+    assert {p: (repo / p).read_bytes() for p in before} == before
+    assert not [p for p in (repo / "metrics").iterdir() if p.name.startswith(".")]
+
+
+def test_a_second_dvc_repro_while_one_runs_is_refused_and_the_first_finishes(dvc_repo):
+    """DVC's repository lock: the second run stops at once with DVC's message; the first is unharmed."""
+    from tests.conftest import dvc
+
+    env = os.environ | {"PATH": f"{Path(sys.prefix) / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    first = subprocess.Popen([str(Path(sys.prefix) / "bin" / "dvc"), "repro", "prepare"], cwd=dvc_repo,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    out = _Stderr.__new__(_Stderr)  # the same background reader, on stdout
+    out.text = ""
+    import threading
+
+    out._t = threading.Thread(target=lambda: [setattr(out, "text", out.text + c.decode(errors="replace"))
+                                              for c in iter(lambda: first.stdout.read1(4096), b"")], daemon=True)
+    out._t.start()
+    out.wait_for("Running stage 'prepare'", 120)
+    second = dvc("repro", cwd=dvc_repo, check=False)
+    said = second.stdout + second.stderr  # DVC's lock of the repo, or of the stage's outputs (rwlock)
+    assert second.returncode != 0 and ("Unable to acquire lock" in said or "is busy" in said), said
+    assert first.wait(timeout=600) == 0, out.done()[-2000:]
+    assert "up to date" in dvc("status", "prepare", cwd=dvc_repo).stdout
