@@ -26,18 +26,26 @@ def _per_image(u):
     return tf.reshape(u, (-1, 1, 1, 1))
 
 
+def _shift_matrix(n: int, d, dtype):
+    """(B, n, n) one-hot rows: row i picks element i + d of a length-n axis (none past either end)."""
+    i = tf.range(n)[None, :, None]
+    j = tf.range(n)[None, None, :]
+    return tf.cast(tf.equal(j, i + d), dtype)
+
+
 def translation(x, u, ratio: float = 0.125):
-    """Shift each image by up to ``ratio`` of its size in x and y, filling with zeros. ``u``: (B, 2)."""
-    b, h, w = tf.shape(x)[0], x.shape[1], x.shape[2]
+    """Shift each image by up to ``ratio`` of its size in x and y, filling with zeros. ``u``: (B, 2).
+
+    Built from one-hot shift matrices (``out = Sy @ x @ Sx^T`` per image) rather than a gather: every
+    output is one input times 1 plus zeros, so the values are exactly a gather's, and the gradient is two
+    matmuls instead of ``gather_nd``'s ``ScatterNd``, which TensorFlow runs on the host when op determinism
+    is on (a copy out of the GPU and back every step)."""
+    h, w = x.shape[1], x.shape[2]
     ph, pw = max(1, int(h * ratio + 0.5)), max(1, int(w * ratio + 0.5))
     dy = _uniform_int(u[:, 0], -ph, ph + 1)
     dx = _uniform_int(u[:, 1], -pw, pw + 1)
-    gy = tf.range(h)[None, :, None] + dy + ph  # (B, H, 1) index into the padded image
-    gx = tf.range(w)[None, None, :] + dx + pw  # (B, 1, W)
-    padded = tf.pad(x, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
-    bi = tf.broadcast_to(tf.range(b)[:, None, None], (b, h, w))
-    idx = tf.stack([bi, tf.broadcast_to(gy, (b, h, w)), tf.broadcast_to(gx, (b, h, w))], axis=-1)
-    return tf.gather_nd(padded, idx)
+    sy, sx = _shift_matrix(h, dy, x.dtype), _shift_matrix(w, dx, x.dtype)
+    return tf.einsum("bij,bjkc,blk->bilc", sy, x, sx)
 
 
 def cutout(x, u, ratio: float = 0.5):

@@ -113,3 +113,24 @@ def test_plain_dvc_plots_use_the_offline_page_with_the_vega_libraries_inline():
     assert digests == sorted(VEGA.values())  # verbatim: minified code holds "}}" and the like
     for version in VEGA:
         assert f'"{version}"' in page
+
+
+def test_a_revision_from_before_the_pipeline_is_one_line(tmp_path):
+    """A commit without params.yaml (the project's history before ganpipe) is refused by name."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import make_repo, sh
+
+    repo = make_repo(tmp_path)
+    sh(["git", "rm", "-rq", "--cached", "."], repo)
+    (repo / "NOTES.md").write_text("before the pipeline\n")
+    sh(["git", "add", "NOTES.md"], repo)
+    sh(["git", "commit", "-qm", "notes only"], repo)  # HEAD: no params.yaml in git
+    ganpipe = str(Path(sys.prefix) / "bin" / "ganpipe")
+    proc = subprocess.run([ganpipe, "report", "HEAD", "-o", str(tmp_path / "r.html")], cwd=repo,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: revision 'HEAD': no such git revision or experiment with a params.yaml")
+    assert not (tmp_path / "r.html").exists()

