@@ -71,6 +71,8 @@ def runs(repo: str = ".", revs: list[str] | None = None, num: int = 1) -> pd.Dat
     params = [c for c in df.columns if "." in c and "/" not in c and c not in DVC_COLUMNS]
     metrics = [c for c in df.columns if c not in DVC_COLUMNS and c not in params and "/" not in c
                and c not in ("baseline", "label") and is_headline(c, 0.0)]
+    for m in metrics:  # exp_show writes "!" where a file could not be read: not a number
+        df[m] = pd.to_numeric(df[m], errors="coerce")
     metrics = metric_order(m for m in metrics if df[m].notna().any())
     df = df[df[metrics].notna().any(axis=1)] if metrics else df.iloc[0:0]
     if len(df) > 1 and df.iloc[0]["rev"] == "workspace":  # a clean workspace repeats HEAD's row

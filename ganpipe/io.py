@@ -49,6 +49,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def fresh_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """``path`` emptied (as DVC removes a stage's outputs before it runs the stage) and yielded to be written
+    in place, so that readers (DVC's VS Code extension, Studio) see it grow; deleted when the body fails, so
+    a failed run leaves no partial folder for git to pick up."""
+    path = Path(path)
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    try:
+        yield path
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` (a previous folder there is
     moved aside, then deleted), else it is deleted. Errors name ``path``, not the temporary folder."""

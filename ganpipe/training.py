@@ -30,7 +30,7 @@ from .distribute import make_strategy, replica_slices, sync_batch_norm
 from .errors import GanpipeError
 from .gan import GAN
 from .imports import ROOT, library_modules
-from .io import atomic_dir, load_npz, save_npz, sha256_file, write_json
+from .io import fresh_dir, load_npz, save_npz, sha256_file, write_json
 from .models import build_models
 from .plots import image_grid, to_uint8
 from .saving import save_model
@@ -413,10 +413,11 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
     devices = train_devices(strategy)
     log(f"train: on {', '.join(devices)}")
 
-    # DVCLive writes into a temporary folder that replaces live_dir only when the run succeeds: a failed
-    # run (NaN guard, a bad param found late, a kill) leaves no truncated tables for git to pick up. The
-    # logs of an interrupted run are not lost: the checkpoint holds them and the next run replays them.
-    with atomic_dir(live_dir) as live_tmp:
+    # DVCLive writes in place, published after every epoch (VS Code and Studio update live), and the folder
+    # is deleted if the run fails (NaN guard, a bad param found late, Ctrl-C, SIGTERM): no truncated tables
+    # for git to pick up. An interrupted run's logs are not lost: the checkpoint holds them and the next run
+    # replays them.
+    with fresh_dir(live_dir) as live_tmp:
         t0 = time.perf_counter()
         final = _run(gan, x, labels, ckpt, ckpt_path, model_cfg, train_cfg, pl, seed, num_classes, strategy,
                      quality, live_tmp, progress)
@@ -460,6 +461,7 @@ def _run(gan, x, labels, ckpt, ckpt_path, model_cfg, train_cfg, pl, seed, num_cl
             ckpt.history.append(rec)
             ckpt.grids[epoch] = grid
             _log_epoch(live, rec, grid)
+            _publish(live)
             ckpt.step = step
             save_checkpoint(ckpt_path, gan, ckpt)
     finally:
@@ -507,6 +509,15 @@ def _log_epoch(live, rec: dict, grid: np.ndarray | None) -> None:
     if grid is not None:
         # DVCLive's step layout (name/{step}.png): DVC's plots and VS Code's step slider page through it
         live.log_image(f"samples/{rec['step']}.png", Image.fromarray(grid.squeeze(-1) if grid.shape[-1] == 1 else grid))
+
+
+def _publish(live) -> None:
+    """What ``Live.next_step()`` does at the end of a step, for our explicit step numbers: write the summary
+    (and Studio's live update, where configured) and signal DVC's VS Code extension that a step is done."""
+    from dvclive.vscode import mark_dvclive_step_completed
+
+    live.sync()
+    mark_dvclive_step_completed(live.step)
 
 
 def _log_eval(live, rec: dict) -> None:

@@ -142,22 +142,26 @@ def test_nan_loss_stops_with_step_and_loss_named_and_keeps_last_checkpoint(tmp_p
     assert path.read_bytes() == before
 
 
-def test_a_run_that_fails_midway_leaves_the_previous_logs_and_no_partial_tables(tmp_path, small_data, monkeypatch):
+def test_dvclive_is_written_live_and_a_run_that_fails_midway_leaves_no_partial_tables(tmp_path, small_data,
+                                                                                         monkeypatch):
+    """Every epoch is published in place (summary and tables: what VS Code and Studio read during a run);
+    a run that then fails deletes the folder, as DVC deletes a stage's outputs before running it."""
     run_train(tmp_path, small_data)  # a finished run: its DVCLive tables
-    before = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "live").rglob("*") if p.is_file()}
-    real_save, calls = training.save_checkpoint, []
+    real_save, seen = training.save_checkpoint, []
 
-    def full_disk(path, gan, ckpt):  # the disk fills up at the second checkpoint of the next run
-        calls.append(ckpt.step)
-        if len(calls) == 2:
+    def full_disk(path, gan, ckpt):  # the disk fills up at the checkpoint after the first epoch
+        if ckpt.step == 8:
+            rows = (tmp_path / "live/plots/metrics/g_loss.tsv").read_text().splitlines()
+            seen.append(([r.split("\t")[0] for r in rows[1:]], json.loads((tmp_path / "live/metrics.json").read_text())))
             raise OSError(28, "No space left on device", str(path))
         real_save(path, gan, ckpt)
 
     monkeypatch.setattr(training, "save_checkpoint", full_disk)
     with pytest.raises(OSError, match="No space left on device"):
         run_train(tmp_path, small_data, train={"g_lr": 1e-3, "checkpoint_every": 5})
-    after = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "live").rglob("*") if p.is_file()}
-    assert after == before  # not a truncated run's tables
+    (steps, summary), = seen
+    assert steps == ["8"] and summary["step"] == 8  # the new run's first epoch, live (the old run's are gone)
+    assert not (tmp_path / "live").exists()  # not a truncated run's tables
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
