@@ -30,7 +30,10 @@ def _end_progress_bars() -> None:
     """Close any progress bar still drawn, so that the message after it starts a line of its own."""
     tqdm = sys.modules.get("tqdm")
     for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
-        bar.close()
+        if not bar.disable:  # (tqdm's close() skips the newline of a bar drawn only by refresh())
+            bar.disable = True
+            bar.fp.write("\n")
+            bar.fp.flush()
 
 
 def run_stage(main: Callable[[], None]) -> None:
