@@ -320,6 +320,8 @@ def read_image(path: Path, size: int | None = None) -> np.ndarray:
         raise
     except UnidentifiedImageError:
         kind = _sniff(path)
+        if kind and kind.startswith("damaged"):
+            raise DataError(f"{path}: unreadable image ({kind}: its header is not one Pillow can read)") from None
         what = f"holds {kind} data" if kind else "is not an image that can be read"
         raise DataError(f"{path}: {what}, not PNG or JPEG (only those are read, whatever the file's name)") from None
     except Exception as e:  # noqa: BLE001 - Pillow raises many types (bombs, truncation, codecs): all one line

@@ -312,7 +312,7 @@ def _postscript_named_png(d):
     root = d.parent / "imgs"
     _ok_images(root)
     (root / "evil.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n")
-    return f"images:{root}", "evil.png: unreadable image"
+    return f"images:{root}", "evil.png: holds PostScript data, not PNG or JPEG"
 
 
 def _npz_huge_label(d):
