@@ -18,7 +18,7 @@ import pandas as pd
 
 from .errors import GanpipeError
 from .io import atomic_path, write_bytes
-from .results import DETAILS, is_headline
+from .results import DETAILS, is_headline, reader
 
 # what exp_show reports about a row rather than its params, metrics or deps
 DVC_COLUMNS = ("Experiment", "rev", "typ", "Created", "parent", "State", "Executor")
@@ -34,19 +34,12 @@ def metric_frame(evals: dict[str, dict]) -> pd.DataFrame:
     ``evals``: run label -> the run's whole result (``results.merge`` of eval.json and eval_details.json)."""
     rows = [{"run": label, "metric": k, "value": float(v), "lo": e.get(f"{k}_ci95_lo"), "hi": e.get(f"{k}_ci95_hi")}
             for label, e in evals.items() for k, v in e.items() if is_headline(k, v)]
-    df = pd.DataFrame(rows, columns=LONG).astype({"value": float, "lo": float, "hi": float})
-    return df
+    return pd.DataFrame(rows, columns=LONG).astype({"value": float, "lo": float, "hi": float})
 
 
 def metric_order(names) -> list[str]:
     names = set(names)
     return [n for n in ORDER if n in names] + sorted(names - set(ORDER))
-
-
-def _reader(rev: str, repo: str):
-    from .report import _reader as reader  # one way of reading a file at a revision
-
-    return reader(None if rev == "workspace" else rev, repo)
 
 
 def runs(repo: str = ".", revs: list[str] | None = None, num: int = 1) -> pd.DataFrame:
@@ -83,7 +76,7 @@ def runs(repo: str = ".", revs: list[str] | None = None, num: int = 1) -> pd.Dat
     for m in metrics:  # intervals from each run's details
         out[f"{m}_lo"], out[f"{m}_hi"] = float("nan"), float("nan")
     for i, rev in enumerate(out["rev"]):
-        raw = _reader(rev, repo)(DETAILS)
+        raw = reader(None if rev == "workspace" else rev, repo)(DETAILS)
         details = json.loads(raw) if raw else {}
         for m in metrics:
             out.loc[i, f"{m}_lo"] = details.get(f"{m}_ci95_lo", float("nan"))
@@ -108,7 +101,7 @@ def seeds(df: pd.DataFrame) -> pd.DataFrame:
         row = {"variant": ", ".join(group["label"]), "seeds": len(group),
                "note": "one seed" if len(group) == 1 else f"spread of {len(group)} seeds"}
         for m in metrics:
-            vals = pd.to_numeric(group[m], errors="coerce").dropna()
+            vals = group[m].dropna()
             row[f"{m}_mean"] = vals.mean() if len(vals) else float("nan")
             row[f"{m}_std"] = vals.std(ddof=1) if len(vals) > 1 else float("nan")
         rows.append(row)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
-import signal
 import os
+import signal
 from pathlib import Path
 from typing import Iterator
 

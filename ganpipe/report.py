@@ -23,7 +23,7 @@ from .errors import GanpipeError
 from .compare import metric_frame, metric_order
 from .evaluation import PROTOCOL_KEYS
 from .io import write_bytes
-from .results import DETAILS, EVAL, merge
+from .results import DETAILS, EVAL, merge, reader
 
 TRAIN = "metrics/train.json"
 LOSSES = ("d_loss", "g_loss")
@@ -42,27 +42,10 @@ class Run:
     params: dict = field(default_factory=dict)
 
 
-def _reader(rev: str | None, repo: str):
-    if rev is None:
-        def read(path: str) -> bytes | None:
-            p = Path(repo) / path
-            return p.read_bytes() if p.is_file() else None
-        return read
-
-    import dvc.api
-
-    def read(path: str) -> bytes | None:
-        try:
-            return dvc.api.read(path, repo=repo, rev=rev, mode="rb")
-        except Exception:  # absent at that revision, or not pulled: the report shows it as missing
-            return None
-    return read
-
-
 def load_run(rev: str | None, repo: str = ".") -> Run:
     from . import params as P  # params are read as DVC reads them (YAML 1.2)
 
-    read = _reader(rev, repo)
+    read = reader(rev, repo)
     if rev is not None and read(PARAMS) is None:  # params.yaml is in git at every revision of a project
         raise GanpipeError(f"revision {rev!r}: no such git revision or experiment with a params.yaml in {repo}")
     run = Run(rev or "workspace")

@@ -10,6 +10,7 @@ split have everything in ``eval.json``, which merges to the same thing).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 EVAL = "metrics/eval.json"
 DETAILS = "metrics/eval_details.json"
@@ -33,3 +34,23 @@ def merge(headline: bytes | str | None, details: bytes | str | None) -> dict:
     """The whole result from the two files' contents (either may be None: absent)."""
     out = json.loads(details) if details is not None else {}
     return out | (json.loads(headline) if headline is not None else {})
+
+
+def reader(rev: str | None, repo: str = "."):
+    """A function reading a file's bytes at git revision or experiment ``rev`` of ``repo`` through
+    ``dvc.api`` (so DVC-tracked files come from the cache or the remote), or from the working tree when
+    ``rev`` is None; None where the file is absent (or not pulled)."""
+    if rev is None:
+        def read(path: str) -> bytes | None:
+            p = Path(repo) / path
+            return p.read_bytes() if p.is_file() else None
+        return read
+
+    import dvc.api
+
+    def read(path: str) -> bytes | None:
+        try:
+            return dvc.api.read(path, repo=repo, rev=rev, mode="rb")
+        except Exception:  # noqa: BLE001 - absent at that revision, or not pulled: shown as missing
+            return None
+    return read

@@ -320,8 +320,8 @@ def read_image(path: Path, size: int | None = None) -> np.ndarray:
         raise
     except UnidentifiedImageError:
         kind = _sniff(path)
-        if kind and kind.startswith("damaged"):
-            raise DataError(f"{path}: unreadable image ({kind}: its header is not one Pillow can read)") from None
+        if kind in IMAGE_FORMATS:  # the signature of one, but Pillow cannot identify the rest
+            raise DataError(f"{path}: unreadable image (damaged {kind}: its header is not one Pillow can read)") from None
         what = f"holds {kind} data" if kind else "is not an image that can be read"
         raise DataError(f"{path}: {what}, not PNG or JPEG (only those are read, whatever the file's name)") from None
     except Exception as e:  # noqa: BLE001 - Pillow raises many types (bombs, truncation, codecs): all one line
@@ -334,7 +334,7 @@ def read_image(path: Path, size: int | None = None) -> np.ndarray:
 MAGIC = (
     (b"GIF87a", "GIF"), (b"GIF89a", "GIF"), (b"BM", "BMP"), (b"II*\0", "TIFF"), (b"MM\0*", "TIFF"),
     (b"\x00\x05\x16\x07", "AppleDouble (macOS metadata)"), (b"%!PS", "PostScript"), (b"%PDF", "PDF"),
-    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"\x89PNG", "damaged PNG"), (b"\xff\xd8\xff", "damaged JPEG"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"\x89PNG", "PNG"), (b"\xff\xd8\xff", "JPEG"),
 )
 
 

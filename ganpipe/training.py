@@ -417,10 +417,10 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
     # is deleted if the run fails (NaN guard, a bad param found late, Ctrl-C, SIGTERM): no truncated tables
     # for git to pick up. An interrupted run's logs are not lost: the checkpoint holds them and the next run
     # replays them.
-    with fresh_dir(live_dir) as live_tmp:
+    with fresh_dir(live_dir) as live_path:
         t0 = time.perf_counter()
         final = _run(gan, x, labels, ckpt, ckpt_path, model_cfg, train_cfg, pl, seed, num_classes, strategy,
-                     quality, live_tmp, progress)
+                     quality, live_path, progress)
         wall = time.perf_counter() - t0
         sync_batch_norm([gan.generator, gan.discriminator], on=False)
         kept = export(gan, ckpt, final, train_cfg.keep, Path(models_dir))
