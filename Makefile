@@ -2,6 +2,8 @@
 #   make run   set up .venv and the dataset, then `dvc repro` the pipeline
 #   make test  the same set-up, then the whole test suite
 # Both are idempotent: the venv is rebuilt only when pyproject.toml changes.
+#   make setup GPU=1   adds NVIDIA's CUDA libraries for TensorFlow (tensorflow[and-cuda], the locked
+#                      version) and prints the GPUs TensorFlow sees; remembered: later rebuilds keep it.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,8 +12,10 @@ STAMP  := $(VENV)/.ganpipe-installed
 LOCK   := requirements.lock
 FMNIST := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
+GPU_STAMP := $(VENV)/.ganpipe-gpu
+GPU ?= $(if $(wildcard $(GPU_STAMP)),1,)
 
-.PHONY: run test setup dataset compare lock
+.PHONY: run test setup dataset compare lock lock-gpu
 
 run: setup dataset
 	$(VENV)/bin/dvc repro
@@ -19,7 +23,7 @@ run: setup dataset
 test: setup dataset
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-setup: $(STAMP)
+setup: $(STAMP) $(if $(GPU),$(GPU_STAMP))
 
 # Linux x86_64: the exact versions of requirements.lock (what CI and the recorded figures ran with);
 # elsewhere (macOS, arm64) pip resolves pyproject.toml's ranges. A change of either rebuilds the venv.
@@ -34,6 +38,15 @@ $(STAMP): pyproject.toml $(LOCK)
 	fi
 	@touch $(STAMP)
 
+# The CUDA build of the locked TensorFlow (after any rebuild of the venv, which wipes it).
+$(GPU_STAMP): $(STAMP) requirements-gpu.lock
+	@v=$$($(PY) -c 'import importlib.metadata as m; print(m.version("tensorflow"))'); \
+	  echo "setup: installing tensorflow[and-cuda]==$$v"; \
+	  $(PY) -m pip install --quiet "tensorflow[and-cuda]==$$v" -c requirements-gpu.lock
+	@$(PY) -c 'import tensorflow as tf; g = tf.config.list_physical_devices("GPU"); \
+	  print("setup: TensorFlow sees", ", ".join(d.name for d in g) if g else "no GPU (is the NVIDIA driver installed? nvidia-smi)")'
+	@touch $(GPU_STAMP)
+
 # Regenerate requirements.lock from pyproject.toml's ranges in a throw-away venv.
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
@@ -41,9 +54,17 @@ lock:
 	{ sed -n '1,2p' $(LOCK); .venv-lock/bin/pip freeze --exclude-editable | sort; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK) && rm -rf .venv-lock
 
+# Re-resolve requirements-gpu.lock for the locked TensorFlow (pip's dry run: nothing is installed).
+lock-gpu: setup
+	@v=$$($(PY) -c 'import importlib.metadata as m; print(m.version("tensorflow"))'); \
+	  $(PY) -m pip install --quiet --dry-run --report /tmp/ganpipe-gpu-report.json "tensorflow[and-cuda]==$$v"
+	{ sed -n '1,2p' requirements-gpu.lock; $(PY) -c 'import json; r = json.load(open("/tmp/ganpipe-gpu-report.json")); \
+	  print("\n".join(sorted(i["metadata"]["name"] + "==" + i["metadata"]["version"] for i in r["install"])))'; } > requirements-gpu.lock.new
+	mv requirements-gpu.lock.new requirements-gpu.lock
+
 # Fashion-MNIST from Debian's package, or Keras' cache; never downloaded at run time.
 dataset:
-	@if $(PY) -c 'from ganpipe.sources import find_fashion_mnist; find_fashion_mnist()' 2>/dev/null; then \
+	@if $(PY) -c 'from ganpipe.decoders import find_fashion_mnist; find_fashion_mnist()' 2>/dev/null; then \
 	  echo "dataset: Fashion-MNIST found"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "dataset: installing Debian package dataset-fashion-mnist"; \

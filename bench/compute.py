@@ -28,8 +28,8 @@ import tensorflow as tf  # noqa: E402
 
 from bench.baselines import KERAS_IO_WGAN_GP, keras_io_wgan_gp  # noqa: E402
 from bench.perf import graph_flops, matmul_peak, plain_step_fn, time_stage_steps  # noqa: E402
-from ganpipe import losses, params, training  # noqa: E402
-from ganpipe.sources import load_fashion_mnist  # noqa: E402
+from ganpipe import build, losses, params  # noqa: E402
+from ganpipe.decoders import load_fashion_mnist  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,8 +39,8 @@ def ours(x, y, steps):
     mc, tc = params.from_dict(params.Model, p["model"]), params.from_dict(params.Train, p["train"])
     b = tc.batch_size
     xs, ys = x[: b * (steps + 3)], y[: b * (steps + 3)].astype(np.int32)
-    training.configure_tf(tc, 0, second_order=losses.second_order(mc))
-    gan = training.build_gan(mc, tc, 28, 1, 10, seed=0)
+    build.configure_tf(tc, 0, second_order=losses.second_order(mc))
+    gan = build.build_gan(mc, tc, 28, 1, 10, seed=0)
     flops = graph_flops(plain_step_fn(gan).get_concrete_function(tf.TensorSpec((b, 28, 28, 1)))) / b
     t_real = time_stage_steps(gan, xs, ys, b, steps, tc)
     t_cached = time_stage_steps(gan, xs, ys, b, steps, tc, cached_input=True)
@@ -50,7 +50,7 @@ def ours(x, y, steps):
 
 def recipe(x, steps):
     tc = params.from_dict(params.Train, params.read_params_file(REPO / "params.yaml")["train"])
-    training.configure_tf(params.from_dict(params.Train, params.to_dict(tc) | {"deterministic": False}), 0)
+    build.configure_tf(params.from_dict(params.Train, params.to_dict(tc) | {"deterministic": False}), 0)
     model = keras_io_wgan_gp(0)  # as published: default TensorFlow settings (Grappler on, no op determinism)
     b = KERAS_IO_WGAN_GP["batch_size"]
     flops = graph_flops(tf.function(model.train_step).get_concrete_function(tf.TensorSpec((b, 28, 28, 1)))) / b

@@ -125,7 +125,7 @@ def run_cell(args) -> None:
     import yaml
 
     from ganpipe import params as P
-    from ganpipe import training
+    from ganpipe import checkpoint, training
     from ganpipe.evaluation import untrained_like
     from ganpipe.features import ClassifierExtractor
     from ganpipe.generation import generate
@@ -147,7 +147,7 @@ def run_cell(args) -> None:
     out = work / "runs" / f"{args.dataset}-{args.mode}"
     m = training.train(x, y, int(y.max()) + 1, f"{args.dataset}", mc, tc, 0, checkpoint_dir=out / "ckpt",
                        models_dir=out / "models", metrics_path=out / "train.json", live_dir=out / "live",
-                       quality=QualityTracker(clf, stats, 2000, 0), progress=True)
+                       quality=QualityTracker(clf, stats, 2000, 0, P.from_dict(P.Evaluate, raw["evaluate"])), progress=True)
     extractor = ClassifierExtractor.open(clf)
     real = load_npz(stats)
 
@@ -166,7 +166,7 @@ def run_cell(args) -> None:
     write_json(work / "cells" / f"{args.dataset}-{args.mode}.json", {
         "dataset": args.dataset, "mode": args.mode, "n_train": int(len(x)), "kimg": args.kimg, "fd": fd,
         "fd_ci95": [lo, hi], "floor": floor, "ceiling": ceiling, "nfd": norm(fd), "nfd_ci95": [norm(lo), norm(hi)],
-        "final_augment_p": m.get("augment_p"), "evals": training.read_checkpoint(out / "ckpt/ckpt.npz")[0].evals,
+        "final_augment_p": m.get("augment_p"), "evals": checkpoint.read_checkpoint(out / "ckpt/ckpt.npz")[0].evals,
         "wall_seconds": m["wall_seconds"], "img_per_sec": m["img_per_sec"]})
 
 
@@ -189,7 +189,7 @@ def _classifier(x, y, xt, yt, work: Path, family: str, seed: int) -> None:
 def prepare(args, work: Path) -> list[str]:
     import shutil
 
-    from ganpipe.sources import load_fashion_mnist
+    from ganpipe.decoders import load_fashion_mnist
     from ganpipe.transforms import stratified_choice
     from ganpipe.io import save_npz
 

@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from ganpipe import evaluation as E  # noqa: E402
 from ganpipe import metrics as M  # noqa: E402
 from ganpipe import params  # noqa: E402
-from ganpipe.sources import load_fashion_mnist  # noqa: E402
+from ganpipe.decoders import load_fashion_mnist  # noqa: E402
 from ganpipe.features import ClassifierExtractor, build_classifier  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

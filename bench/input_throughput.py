@@ -1,4 +1,4 @@
-"""Host input pipeline throughput: how many images per second ``training.epoch_dataset`` delivers alone
+"""Host input pipeline throughput: how many images per second ``feed.epoch_dataset`` delivers alone
 (gather a batch in the epoch's order, scale to [-1, 1]; a step's random draws are made on the device by
 ``gan.step_noise``, not here), against the train stage's own step rate on this machine, so it is clear
 which one bounds training.
@@ -28,18 +28,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from ganpipe import params, training  # noqa: E402
+from ganpipe import build, feed, params  # noqa: E402
 from ganpipe.gan import step_noise  # noqa: E402
-from ganpipe.sources import Split  # noqa: E402
+from ganpipe.splits import Split  # noqa: E402
 from ganpipe.splits import load_split, write_split  # noqa: E402
-from ganpipe.sources import load_fashion_mnist  # noqa: E402
+from ganpipe.decoders import load_fashion_mnist  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def pipeline_rate(x, y, batch: int, steps: int) -> float:
     steps = min(steps, len(x) // batch - 5)  # within one epoch
-    ds = training.epoch_dataset(x, y, batch, 0, 0, 0, steps + 5)
+    ds = feed.epoch_dataset(x, y, batch, 0, 0, 0, steps + 5)
     it = iter(ds)
     for _ in range(5):
         next(it)  # warm-up: tracing, the first prefetch
@@ -61,8 +61,8 @@ def main() -> None:
     x, y = raw.train.x, raw.train.y.astype(np.int32)
     mc = params.load("model", REPO / "params.yaml")
     tc = params.load("train", REPO / "params.yaml")
-    training.configure_tf(tc, 0)
-    gan = training.build_gan(mc, tc, 28, 1, 10, seed=0)
+    build.configure_tf(tc, 0)
+    gan = build.build_gan(mc, tc, 28, 1, 10, seed=0)
     spec = gan.noise_spec()
     with tempfile.TemporaryDirectory() as tmp:
         write_split(Path(tmp) / "train", Split(x, y))

@@ -81,29 +81,35 @@ def plain_step_fn(gan, jit_compile: bool = False):
     return step
 
 
+class _Cached:
+    """A ``feed.Feed`` whose next dataset is a ready one."""
+
+    def __init__(self, feed, ds):
+        self.steps_per_epoch, self._ds = feed.steps_per_epoch, ds
+
+    def dataset(self, step, n):
+        return self._ds
+
+
 def time_stage_steps(gan, x, y, batch: int, steps: int, cfg, cached_input: bool = False) -> float:
-    """Seconds for ``steps`` steady-state steps through the train stage's machinery: ``fit()`` over the
-    stage's input pipeline with its step callback (NaN guard, loss sums, progress bar) and the EMA
-    update, after 3 warm-up steps. ``cached_input``: feed one ready batch over and over instead (what
-    the step costs with no input work at all)."""
-    import tempfile
-    from pathlib import Path
-
+    """Seconds for ``steps`` steady-state steps through the train stage's machinery: ``training.run_steps``
+    (``fit()`` over the stage's input pipeline, its step hook with the NaN stop and the progress bar, and
+    the EMA update), after 3 warm-up steps. ``cached_input``: feed one ready batch over and over instead
+    (what the step costs with no input work at all)."""
     from ganpipe import training
+    import numpy as np
 
-    with tempfile.TemporaryDirectory() as tmp:
-        cb = training._StepCallback(gan, training.Checkpoint(0, "bench"), Path(tmp) / "ckpt.npz", cfg,
-                                    training.Plan(steps + 3, steps + 3, 0), None, None, progress=True)
-        cb.epoch_start = 0
-        gan.fit(training.epoch_dataset(x, y, batch, 0, 0, 0, 3), epochs=1, steps_per_epoch=3, verbose=0,
-                shuffle=False, callbacks=[cb])
-        cb.epoch_start = 3
-        ds = training.epoch_dataset(x, y, batch, 0, 0, 3, steps)
-        if cached_input:
-            ds = ds.take(1).cache().repeat(steps)
-            next(iter(ds))
-        t0 = time.perf_counter()
-        gan.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False, callbacks=[cb])
-        seconds = time.perf_counter() - t0
-        cb.close()
+    from ganpipe.feed import Feed
+
+    feed = Feed(x, np.asarray(y, np.int32), batch, 0)
+    hook = training.StepHook(gan, steps + 3, batch, progress=True)
+    training.run_steps(gan, feed, 3, hook)
+    if cached_input:
+        ds = feed.dataset(3, steps).take(1).cache().repeat(steps)
+        next(iter(ds))
+        feed = _Cached(feed, ds)
+    t0 = time.perf_counter()
+    training.run_steps(gan, feed, steps, hook)
+    seconds = time.perf_counter() - t0
+    hook.close()
     return seconds

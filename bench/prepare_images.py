@@ -23,7 +23,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ganpipe import sources as S  # noqa: E402
+from ganpipe import decoders as S  # noqa: E402
 from ganpipe import transforms as T  # noqa: E402
 
 

@@ -28,7 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the bench.* helpers
 import numpy as np  # noqa: E402
 
-from ganpipe import losses, params, training  # noqa: E402
+from ganpipe import build, losses, params, training  # noqa: E402
+from ganpipe.feed import Feed  # noqa: E402
 from ganpipe.splits import load_split  # noqa: E402
 from ganpipe.features import ClassifierExtractor, load_real_stats  # noqa: E402
 from ganpipe.generation import generate  # noqa: E402
@@ -47,26 +48,22 @@ class Ours:
         p = params.read_params_file(REPO / "params.yaml")
         self.mc = params.from_dict(params.Model, p["model"])
         self.tc = params.from_dict(params.Train, p["train"])
-        training.configure_tf(self.tc, seed, second_order=losses.second_order(self.mc))
-        self.gan = training.build_gan(self.mc, self.tc, x.shape[1], x.shape[3], num_classes, seed=seed)
+        build.configure_tf(self.tc, seed, second_order=losses.second_order(self.mc))
+        self.gan = build.build_gan(self.mc, self.tc, x.shape[1], x.shape[3], num_classes, seed=seed)
         self.x, self.y, self.seed, self.chunk = x, y.astype(np.int32), seed, chunk
-        self.pl = training.plan(len(x), self.tc)
+        self.feed = Feed(x, self.y, self.tc.batch_size, seed)
         self.step = 0
-        self.cb = training._StepCallback(self.gan, training.Checkpoint(0, "bench"), Path("/nonexistent/ckpt.npz"),
-                                         self.tc, training.Plan(self.pl.steps_per_epoch, 10**9, 0), None, None,
-                                         progress=False)
+        self.hook = training.StepHook(self.gan, 10**9, self.tc.batch_size)
         self.name = f"ours (default profile: {self.mc.arch} {self.mc.loss}, batch {self.tc.batch_size}, EMA {self.tc.ema_decay})"
 
     def images_seen(self):
         return self.step * self.tc.batch_size
 
     def train_chunk(self):
-        epoch, first = divmod(self.step, self.pl.steps_per_epoch)
-        n = min(self.chunk, self.pl.steps_per_epoch - first)
-        ds = training.epoch_dataset(self.x, self.y, self.tc.batch_size, epoch, self.seed, first, n)
-        self.cb.epoch_start = self.step
-        self.gan.fit(ds, epochs=1, steps_per_epoch=n, verbose=0, shuffle=False, callbacks=[self.cb])
-        self.step += n
+        n = min(self.chunk, self.feed.steps_per_epoch - self.step % self.feed.steps_per_epoch)
+        self.step = training.run_steps(self.gan, self.feed, n, self.hook)
+        if self.gan.diverged():
+            raise training.TrainingDiverged(f"bench: {self.gan.diverged()}")
 
     def sampler(self):
         return self.gan.sample_generator()
@@ -79,7 +76,7 @@ class Recipe:
         from bench.baselines import KERAS_IO_WGAN_GP, keras_io_wgan_gp
 
         # As published: default TensorFlow settings (Grappler on, no op determinism).
-        training.configure_tf(params.from_dict(params.Train, params.read_params_file(REPO / "params.yaml")["train"]
+        build.configure_tf(params.from_dict(params.Train, params.read_params_file(REPO / "params.yaml")["train"]
                                                | {"deterministic": False}), seed, second_order=False)
         self.model = keras_io_wgan_gp(seed)
         self.batch = KERAS_IO_WGAN_GP["batch_size"]

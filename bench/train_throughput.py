@@ -33,9 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the bench.* help
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from ganpipe import losses, params, training  # noqa: E402
+from ganpipe import build, checkpoint, losses, params  # noqa: E402
 from bench.perf import plain_step_fn, time_stage_steps  # noqa: E402
-from ganpipe.sources import load_fashion_mnist  # noqa: E402
+from ganpipe.gan import scale_images  # noqa: E402
+from ganpipe.decoders import load_fashion_mnist  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,11 +50,11 @@ def bench_one(arch, loss, x, y, steps, batch, base_model, base_train, precision=
                                                       "jit_compile": xla, "deterministic": base_train["deterministic"] and not xla})
     n = batch * (steps + 5)
     xs, ys = x[:n], y[:n].astype(np.int32)
-    real = [training.scale_images(xs[i * batch:(i + 1) * batch]) for i in range(steps + 5)]
+    real = [scale_images(xs[i * batch:(i + 1) * batch]) for i in range(steps + 5)]
     plain, stage, ckpt = [], [], []
     for _ in range(rounds):
-        training.configure_tf(tc, 0, second_order=losses.get(loss).second_order)
-        gan = training.build_gan(mc, tc, 28, 1, 10, seed=0)
+        build.configure_tf(tc, 0, second_order=losses.get(loss).second_order)
+        gan = build.build_gan(mc, tc, 28, 1, 10, seed=0)
         step = plain_step_fn(gan, jit_compile=xla)
         for r in real[:3]:
             [t.numpy() for t in step(r)]
@@ -63,12 +64,12 @@ def bench_one(arch, loss, x, y, steps, batch, base_model, base_train, precision=
         [t.numpy() for t in out]
         plain.append(steps * batch / (time.perf_counter() - t0))
 
-        training.configure_tf(tc, 0, second_order=losses.get(loss).second_order)
-        gan = training.build_gan(mc, tc, 28, 1, 10, seed=0)
+        build.configure_tf(tc, 0, second_order=losses.get(loss).second_order)
+        gan = build.build_gan(mc, tc, 28, 1, 10, seed=0)
         stage_s = time_stage_steps(gan, xs, ys, batch, steps, tc)
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            training.save_checkpoint(Path(tmp) / "timed.npz", gan, training.Checkpoint(steps, "bench"))
+            checkpoint.save_checkpoint(Path(tmp) / "timed.npz", gan, checkpoint.Checkpoint(steps, "bench"))
             ckpt.append(time.perf_counter() - t0)
         # one checkpoint every `checkpoint_every` steps, its cost spread over those steps
         stage.append(steps * batch / (stage_s + ckpt[-1] * steps / tc.checkpoint_every))
@@ -86,6 +87,8 @@ def main():
     ap.add_argument("--xla", action="store_true", help="XLA-compile both steps (turns op determinism off)")
     ap.add_argument("--augment-p", default="0", help="the stage's train.augment_p (0: like the plain step)")
     ap.add_argument("--synthetic", action="store_true", help="random images instead of Fashion-MNIST (same cost)")
+    ap.add_argument("--deterministic", choices=["on", "off"], help="op determinism (default: params.yaml's train.deterministic)")
+    ap.add_argument("--steps-per-execution", type=int, default=1, help="the stage's train.steps_per_execution")
     args = ap.parse_args()
     if args.synthetic:
         rng = np.random.default_rng(0)
@@ -95,9 +98,13 @@ def main():
         x, y = raw.train.x, raw.train.y
     p = params.read_params_file(REPO / "params.yaml")
     p["train"]["augment_p"] = args.augment_p if args.augment_p == "adaptive" else float(args.augment_p)
+    p["train"]["steps_per_execution"] = args.steps_per_execution
+    if args.deterministic:
+        p["train"]["deterministic"] = args.deterministic == "on"
     print(f"device: {tf.config.list_logical_devices()[-1].name}, threads: {os.cpu_count()}, batch {args.batch}, "
           f"{args.steps} timed steps, checkpoint every {p['train']['checkpoint_every']} steps (cost amortised), "
-          f"EMA {p['train']['ema_decay']}, stage augment_p {p['train']['augment_p']}, precision {args.precision}, XLA {'on' if args.xla else 'off'}")
+          f"EMA {p['train']['ema_decay']}, stage augment_p {p['train']['augment_p']}, precision {args.precision}, XLA {'on' if args.xla else 'off'}, "
+          f"determinism {'on' if p['train']['deterministic'] and not args.xla else 'off'}, steps per execution {args.steps_per_execution}")
     print(f"{'arch':8} {'loss':8} {'plain img/s':>12} {'stage img/s':>12} {'stage/plain':>12} {'ckpt s':>8}")
     for arch in args.archs.split(","):
         for loss in args.losses.split(","):

@@ -1,6 +1,6 @@
 """Augmentation of D's inputs: the DiffAugment ops (Zhao et al. 2020), applied to real and fake images
 alike, each op to each image with probability ``p`` (fixed, or tuned during training by the adaptive
-controller of StyleGAN2-ADA, Karras et al. 2020; see ``ganpipe.tracking.AdaController``).
+controller of StyleGAN2-ADA, Karras et al. 2020: :func:`ada_adjust`, run in the step by ``ganpipe.gan``).
 
 Every random number comes in as uniform draws ``u`` in [0, 1), three per image and op (a gate and two
 parameters), drawn for the step keyed by the seed and the step (see ``GAN.noise_spec`` and
@@ -14,6 +14,14 @@ from __future__ import annotations
 import tensorflow as tf
 
 DRAWS_PER_OP = 3  # gate, two parameters
+ADA_INTERVAL = 4  # steps between adjustments of the augmentation probability (StyleGAN2-ADA's value)
+
+
+def ada_adjust(p, mean_rt, target: float, rate: float):
+    """StyleGAN2-ADA's controller: p moves by ``rate`` up when the overfitting heuristic
+    r_t = E[sign(D(real))] (``mean_rt``, over the last ADA_INTERVAL steps) is above ``target`` (D overfits),
+    down when below, clipped to [0, 1]."""
+    return tf.clip_by_value(p + tf.sign(mean_rt - target) * rate, 0.0, 1.0)
 
 
 def _uniform_int(u, lo: int, hi: int):

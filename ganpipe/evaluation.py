@@ -52,6 +52,7 @@ class Compared:
     cfg: object  # params.Evaluate
     seed: int
     tag: str  # clf | inc
+    ci: bool = True  # the intervals too (the evaluations during training need only the values)
 
 
 def _with_ci(name: str, value: float, lo: float, hi: float) -> dict:
@@ -60,6 +61,8 @@ def _with_ci(name: str, value: float, lo: float, hi: float) -> dict:
 
 def _fd(c: Compared) -> dict:
     fd = M.frechet_distance(*M.feature_stats(c.gen, "generated features"), c.mu, c.sigma)
+    if not c.ci:
+        return {f"fd_{c.tag}": fd}
     lo, hi = M.bootstrap_ci(lambda i: M.frechet_distance(*M.feature_stats(c.gen[i]), c.mu, c.sigma),
                             len(c.gen), c.cfg.bootstrap, c.seed)
     return _with_ci(f"fd_{c.tag}", fd, lo, hi)
@@ -118,26 +121,32 @@ PROTOCOL_KEYS = {prefix: m.protocol for m in METRICS.values() for prefix in m.pr
     "clf_": ("extractor_sha256", "n_generated"), "ssim_": ("ssim",)}
 
 
-def quality(gen_feats, real_feats, real_mu, real_sigma, cfg, seed: int, tag: str) -> dict:
-    """Every metric of :data:`METRICS` for one generated feature set against the real set."""
+def quality(gen_feats, real_feats, real_mu, real_sigma, cfg, seed: int, tag: str, only: tuple[str, ...] | None = None,
+            ci: bool = True) -> dict:
+    """Every metric of :data:`METRICS` (or those named in ``only``) for one generated feature set against
+    the real set; ``ci``: with their intervals. The one path to these numbers: the evaluate stage, its
+    reference points and the evaluations during training (``ganpipe.tracking``) all come through here."""
     for f, what, fix in ((gen_feats, "generated samples", "raise generate.n_samples"),
                          (real_feats, "real reference images", "use features.reference: all, bring more images")):
         if len(f) <= f.shape[1]:
             raise DataError(f"{len(f)} {what} are too few for {f.shape[1]}-dimensional features (need more "
                             f"than {f.shape[1]}; {fix} or lower features.feature_dim)")
     gen_feats = M.finite(gen_feats, "generated features")
-    c = Compared(gen_feats, real_feats, real_mu, real_sigma, cfg, seed, tag)
+    c = Compared(gen_feats, real_feats, real_mu, real_sigma, cfg, seed, tag, ci)
     out = {}
-    for metric in METRICS.values():
-        out |= metric.compute(c)
+    for name, metric in METRICS.items():
+        if only is None or name in only:
+            out |= metric.compute(c)
     return out
 
 
-def protocol(extractor, n_generated: int, real_feats: np.ndarray, cfg, real_split: str = "test") -> dict:
-    """What every number depends on besides the generator (``ganpipe report`` compares these per metric)."""
+def protocol(extractor, n_generated: int, real_feats: np.ndarray, cfg, real_split: str = "test",
+             numerics: dict | None = None) -> dict:
+    """What every number depends on besides the generator (``ganpipe report`` compares these per metric);
+    ``numerics``: how TensorFlow computed them (``seeds.exact_float32``)."""
     n_real = int(len(real_feats))
     frac = M.fd_infinity_min_fraction(n_generated, n_real, real_feats.shape[1])
-    return {
+    out = {
         "extractor": extractor.kind, "extractor_task": extractor.task,
         "extractor_sha256": sha256_file(extractor.path) if extractor.path else None,
         "feature_dim": int(real_feats.shape[1]), "n_generated": int(n_generated), "real_split": real_split,
@@ -152,6 +161,11 @@ def protocol(extractor, n_generated: int, real_feats: np.ndarray, cfg, real_spli
         "ci": f"estimate +- 1.96 SE, SE from {cfg.bootstrap} bootstrap resamples of the generated set; KID: "
               f"+- t(m-1) SE from m disjoint blocks of kid_subset_size",
     }
+    out |= numerics or {}
+    missing = sorted({k for keys in PROTOCOL_KEYS.values() for k in keys} - set(out))
+    if missing:  # the registry declares what a metric depends on; the protocol must record each of them
+        raise RuntimeError(f"evaluation.protocol records no {missing}, which PROTOCOL_KEYS declares")
+    return out
 
 
 def ssim_block(gen, gen_y, real, real_y, train, cfg, seed: int) -> dict:
@@ -184,7 +198,7 @@ def ssim_block(gen, gen_y, real, real_y, train, cfg, seed: int) -> dict:
 
 
 def evaluate(samples, sample_labels, extractor, real, train_x, test_x, test_y, ceiling_samples, cfg,
-             seed: int, progress: bool = False) -> dict:
+             seed: int, progress: bool = False, numerics: dict | None = None) -> dict:
     """All metrics of ``samples`` against ``real`` (a ``features.RealSet``) plus floor and ceiling
     reference points, as one flat-ish dict. ``progress``: a bar over the phases (it appears after 2 s)."""
     from tqdm import tqdm  # here: ganpipe report imports this module's protocol table
@@ -226,7 +240,7 @@ def evaluate(samples, sample_labels, extractor, real, train_x, test_x, test_y, c
     }
     bar.update(1)
     bar.close()
-    out["protocol"] = protocol(extractor, n, real_feats, cfg, getattr(real, "split", "test"))
+    out["protocol"] = protocol(extractor, n, real_feats, cfg, getattr(real, "split", "test"), numerics)
     json.dumps(out, allow_nan=False)  # fail here, with the metric in the traceback, rather than on write
     return out
 

@@ -3,11 +3,18 @@
 One step: ``critic_steps`` discriminator updates on the real batch, then one generator update, then the
 EMA update of the generator copy. Every random draw of a step (latent vectors, fake labels, the
 regulariser's draws, the augmentations' offsets; :meth:`GAN.noise_spec`) is made on the device by
-TensorFlow's stateless generators keyed by ``(seed, step, name)`` (:func:`step_noise`), the step being
-the generator optimizer's iteration count (checkpointed). So a resumed run draws exactly what an
-uninterrupted one would, nothing random passes through the input pipeline, and under a ``tf.distribute``
-strategy each replica draws the global batch's noise and keeps the slice of its own images: a mirrored
-run computes what a single-device run does.
+TensorFlow's stateless generators keyed by ``(seed, step, name)`` (:func:`step_noise`). So a resumed run
+draws exactly what an uninterrupted one would, nothing random passes through the input pipeline, and under
+a ``tf.distribute`` strategy each replica draws the global batch's noise and keeps the slice of its own
+images: a mirrored run computes what a single-device run does.
+
+The step is one variable, :attr:`GAN.step` (checkpointed), advanced by every step whether or not an
+optimizer applied its update (a mixed_float16 loss scaler skips the update of a step with non-finite
+gradients, and does not advance its ``iterations``): the data position, the noise key, the lazy
+regularisers' cadence, the EMA ramp-up and ADA's interval all follow it. Everything the host reads from
+the steps stays on the device between its reads (:meth:`GAN.diverged`, :attr:`GAN.sums`, ADA's p): the
+loop reads them once per ``fit()`` execution, not once per step. (Over 300 lines, one job: the step;
+its EMA helpers are the rest.)
 """
 
 from __future__ import annotations
@@ -18,7 +25,12 @@ import keras
 import tensorflow as tf
 
 from . import losses, seeds
-from .augment import DRAWS_PER_OP, augment
+from .augment import ADA_INTERVAL, DRAWS_PER_OP, ada_adjust, augment
+
+
+def scale_images(x):
+    """uint8 [0, 255] -> float32 [-1, 1] (in the step: batches cross to the device as uint8)."""
+    return tf.cast(x, tf.float32) / 127.5 - 1.0
 
 
 def step_noise(spec: dict, batch: int, step, seed: int) -> dict:
@@ -84,7 +96,8 @@ def distributed_ema_update(ema_vars, vars_, copy_ema, copy_vars, decay) -> None:
 class GAN(keras.Model):
     def __init__(self, generator, discriminator, ema_generator=None, *, loss="ns", latent_dim=64,
                  num_classes=0, gp_weight=10.0, critic_steps=1, ema_decay=0.0, ema_rampup=None, batch_size=64,
-                 augment=(), augment_p="adaptive", seed=0, regularisers=None, reg_interval=16, **kwargs):
+                 augment=(), augment_p="adaptive", ada_target=0.6, ada_kimg=100.0, seed=0, regularisers=None,
+                 reg_interval=16, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -100,10 +113,19 @@ class GAN(keras.Model):
         self.seed = seed  # of the step's random draws (step_noise)
         self.augment_ops = tuple(augment)
         self.adaptive = augment_p == "adaptive"
-        # The probability of each augmentation op: a variable (in checkpoints) that the host-side ADA
-        # controller sets between steps (``ganpipe.tracking.AdaController``); fixed otherwise.
+        # The probability of each augmentation op: a variable (in checkpoints) that ADA's controller moves in
+        # the step (``augment.ada_adjust``, every ADA_INTERVAL steps from the r_t accumulated in ada_acc);
+        # fixed otherwise. Replicas compute the same p: the first one's is kept.
         self.fixed_p = None if self.adaptive else float(augment_p)
-        self.aug_p = keras.Variable(self.fixed_p or 0.0, trainable=False, dtype="float32", name="aug_p")
+        self.aug_p = keras.Variable(self.fixed_p or 0.0, trainable=False, dtype="float32", name="aug_p",
+                                    aggregation="only_first_replica")
+        self.ada_target = float(ada_target)
+        self.ada_rate = batch_size * ADA_INTERVAL / (ada_kimg * 1000)  # p moves by 1 in ada_kimg thousand images
+        self.ada_acc = keras.Variable(0.0, trainable=False, dtype="float32", name="ada_acc", aggregation="mean")
+        # The one step counter (see the module's docstring), and the first step whose outputs were not finite.
+        self.step = keras.Variable(0, trainable=False, dtype="int64", name="step", aggregation="only_first_replica")
+        self.first_bad = keras.Variable(-1, trainable=False, dtype="int64", name="first_bad",
+                                        aggregation="only_first_replica")
         self._ema_fn = None
         # Lazy gradient-norm regularisers (``losses.REGULARISERS``): name -> gamma, applied as a separate D
         # update every ``reg_interval`` steps; each one's last value is held (and checkpointed) for the logs.
@@ -111,9 +133,32 @@ class GAN(keras.Model):
         self.reg_interval = int(reg_interval)
         self.reg_last = {name: keras.Variable(0.0, trainable=False, dtype="float32", name=f"{name}_last")
                          for name in self.regularisers}
+        # The running sums of every value a step reports (``output_names``) since the epoch began: the loop
+        # reads them at the end of each segment for the epoch means (replicas' values are averaged).
+        self.sums = {name: keras.Variable(0.0, trainable=False, dtype="float32", name=f"{name}_sum",
+                                          aggregation="mean") for name in self.output_names()}
 
-    def compile(self, d_optimizer, g_optimizer, jit_compile=False):
-        super().compile(jit_compile=jit_compile)
+    def output_names(self) -> list[str]:
+        """What every step reports (``train_step``'s outputs, summed in :attr:`sums`, logged to DVCLive as epoch
+        means): the losses, StyleGAN2-ADA's r_t, the loss's own penalty and each lazy regulariser's last value."""
+        names = ["d_loss", "g_loss", "rt"]
+        names += [self.loss.log_key] if self.loss.regulariser is not None else []
+        return names + list(self.regularisers)
+
+    def reset_sums(self) -> None:
+        for v in self.sums.values():
+            v.assign(0.0)
+
+    def diverged(self) -> tuple[str, float, int] | None:
+        """(name, value, step) of the first output that was not finite, or None; ``step`` counts from 1."""
+        step = int(self.first_bad.numpy())
+        if step < 0:
+            return None
+        name, value = next((k, float(v.numpy())) for k, v in sorted(self.sums.items()) if not math.isfinite(v.numpy()))
+        return name, value, step + 1
+
+    def compile(self, d_optimizer, g_optimizer, jit_compile=False, steps_per_execution=1):
+        super().compile(jit_compile=jit_compile, steps_per_execution=steps_per_execution)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
 
@@ -197,7 +242,7 @@ class GAN(keras.Model):
     def _step_noise(self):
         """This replica's slice of the global batch's draws for the step about to run."""
         ctx = tf.distribute.get_replica_context()
-        noise = step_noise(self.noise_spec(), self.batch_size, self.g_optimizer.iterations, self.seed)
+        noise = step_noise(self.noise_spec(), self.batch_size, self.step, self.seed)
         if ctx.num_replicas_in_sync == 1:
             return noise
         per = self.batch_size // ctx.num_replicas_in_sync
@@ -206,6 +251,8 @@ class GAN(keras.Model):
 
     def train_step(self, data):
         real, real_labels = data
+        real = scale_images(real)
+        step = tf.identity(self.step)
         noise = self._step_noise()
         replicas = tf.distribute.get_replica_context().num_replicas_in_sync
         real_labels = tf.reshape(tf.cast(real_labels, "int32"), (-1, 1)) if self.num_classes else None
@@ -225,7 +272,6 @@ class GAN(keras.Model):
             self._apply(self.d_optimizer, tape, d_loss, d_vars, replicas)
 
         if self.regularisers:
-            step = self.g_optimizer.iterations
             due = tf.equal(tf.math.floormod(step, self.reg_interval), 0)
 
             def regularise():
@@ -244,21 +290,43 @@ class GAN(keras.Model):
         self._apply(self.g_optimizer, tape, g_loss, g_vars, replicas)
 
         if self.ema_generator is not None:
-            self._update_ema(g_vars)
+            self._update_ema(g_vars, step + 1)
 
-        # Per-step losses (each replica's mean; fit() averages them over replicas): the training loop
-        # keeps the epoch sums, the NaN guard reads them.
-        # Shaped (1,): fit() reduces outputs over replicas along axis 0 under MultiWorkerMirroredStrategy.
         # rt: StyleGAN2-ADA's overfitting heuristic E[sign(D(real))] on the last critic step's real batch.
         rt = tf.reduce_mean(tf.sign(tf.cast(real_logits, tf.float32)))
-        out = {"d_loss_step": d_loss, "g_loss_step": g_loss, "rt_step": rt}
-        out |= {f"{self.loss.log_key}_step": penalty} if self.loss.regulariser is not None else {}
-        out |= {f"{name}_step": tf.convert_to_tensor(v) for name, v in self.reg_last.items()}
-        return {k: tf.reshape(v, (1,)) for k, v in out.items()}
+        out = {"d_loss": d_loss, "g_loss": g_loss, "rt": rt}
+        out |= {self.loss.log_key: penalty} if self.loss.regulariser is not None else {}
+        out |= {name: tf.convert_to_tensor(v) for name, v in self.reg_last.items()}
+        self._record(out, step)
+        if self.augment_ops and self.adaptive:
+            self._adapt(rt, step)
+        self.step.assign_add(1)
+        # The last step's values, for the progress bar (shaped (1,): fit() reduces outputs over replicas
+        # along axis 0 under MultiWorkerMirroredStrategy).
+        return {k: tf.reshape(tf.cast(v, tf.float32), (1,)) for k, v in out.items()}
 
-    def _update_ema(self, g_vars):
+    def _record(self, out: dict, step) -> None:
+        """Add the step's outputs to the epoch sums; note the step if one of them is not finite (a sum
+        stays NaN or infinite once one term was)."""
+        finite = tf.constant(True)
+        for name in self.output_names():
+            self.sums[name].assign_add(tf.cast(out[name], tf.float32))
+            finite = tf.logical_and(finite, tf.math.is_finite(tf.convert_to_tensor(self.sums[name])))
+        first = tf.logical_and(self.first_bad < 0, tf.logical_not(finite))
+        self.first_bad.assign(tf.where(first, step, self.first_bad))
+
+    def _adapt(self, rt, step) -> None:
+        """ADA: accumulate r_t; every ADA_INTERVAL steps move p by its mean (``augment.ada_adjust``)."""
+        self.ada_acc.assign_add(rt)
+        acc = tf.convert_to_tensor(self.ada_acc)
+        due = tf.equal(tf.math.floormod(step + 1, ADA_INTERVAL), 0)
+        p = ada_adjust(self.aug_p, acc / ADA_INTERVAL, self.ada_target, self.ada_rate)
+        self.aug_p.assign(tf.where(due, p, self.aug_p))
+        self.ada_acc.assign(tf.where(due, 0.0, acc))
+
+    def _update_ema(self, g_vars, steps):
         ema_nt, g_nt = self.ema_generator.non_trainable_variables, self.generator.non_trainable_variables
-        decay = self.ema_beta(self.g_optimizer.iterations)
+        decay = self.ema_beta(steps)
         if tf.distribute.has_strategy():
             distributed_ema_update(self.ema_generator.trainable_variables, g_vars, ema_nt, g_nt, decay)
             return

@@ -1,5 +1,5 @@
 """The package's own import graph, read from the source (``ast``, nothing imported): which ganpipe modules a
-file uses, directly or through others. One walk that the checkpoint fingerprint (``training.code_files``)
+file uses, directly or through others. One walk that the checkpoint fingerprint (``checkpoint.code_files``)
 and the test of ``dvc.yaml``'s stage dependencies both use, so neither is a list that can forget a module."""
 
 from __future__ import annotations

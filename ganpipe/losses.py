@@ -3,7 +3,7 @@
 A loss is its discriminator and generator functions of D's logits (means over the batch, float32) and,
 optionally, a regulariser added to D's loss with the weight ``model.gp_weight``, with the per-image random
 draws it needs each critic step (drawn with the step's others: ``GAN.noise_spec``) and whether it
-differentiates a gradient (``second_order``, which ``training.configure_tf`` must know).
+differentiates a gradient (``second_order``, which ``build.configure_tf`` must know).
 
 - ``ns``: non-saturating BCE (Goodfellow et al. 2014): D: softplus(-r) + softplus(f); G: softplus(-f).
 - ``hinge`` (Lim & Ye 2017): D: relu(1 - r) + relu(1 + f); G: -f.

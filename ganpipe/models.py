@@ -179,10 +179,15 @@ BUILDERS = {
 }
 
 
+def label_classes(cfg, num_classes: int) -> int:
+    """The classes G and D are conditioned on: 0 for an unconditional model (``model.conditional: false``)."""
+    return num_classes if cfg.conditional else 0
+
+
 def build_models(cfg, size: int, channels: int, num_classes: int = 0):
     """(generator, discriminator) for a :class:`ganpipe.params.Model` config."""
     make_g, make_d = BUILDERS[cfg.arch]
-    k = num_classes if cfg.conditional else 0
+    k = label_classes(cfg, num_classes)
     g = make_g(size, channels, cfg.latent_dim, cfg.g_width, num_classes=k)
     d = make_d(size, channels, cfg.d_width, num_classes=k, spectral_norm=cfg.spectral_norm)
     return g, d

@@ -5,11 +5,13 @@ unknown keys, missing keys, wrong types and out-of-range values with a :class:`P
 that names the file and the key (``params.yaml: prepare.image_size: must be divisible by 4, got 30``).
 
 Every key of a section must be present in ``params.yaml``: the same keys are declared for the
-stage in ``dvc.yaml`` (``tests/test_dvc_yaml.py`` checks that), so DVC sees every change.
+stage in ``dvc.yaml`` (``tests/test_dvc_yaml.py`` checks that), so DVC sees every change. (Over 300 lines:
+the schema of every section, about half of the module, is the declaration of each key and its rule.)
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import os
@@ -195,14 +197,19 @@ def read_params_file(path: str | os.PathLike = PARAMS_FILE) -> dict:
     return data
 
 
-def load(name: str, path: str | os.PathLike = PARAMS_FILE):
-    """Load and validate section ``name`` of ``path``."""
+def load(name: str, path: str | os.PathLike = PARAMS_FILE, only: tuple[str, ...] | None = None):
+    """Load and validate section ``name`` of ``path``. ``only``: a stage that uses a few keys of another
+    stage's section gets just those (a named tuple; the whole section is still validated), so that it
+    declares, and reruns on, only them (``tests/test_dvc_yaml.py`` reads this argument)."""
     if name not in SECTIONS:
         raise KeyError(f"no params section {name!r} is defined (known: {sorted(SECTIONS)})")
     data = read_params_file(path)
     if name not in data:
         raise ParamsError(f"{path}: {name}: missing section")
-    return from_dict(SECTIONS[name], data[name], where=str(path))
+    full = from_dict(SECTIONS[name], data[name], where=str(path))
+    if only is None:
+        return full
+    return collections.namedtuple(SECTIONS[name].__name__, only)(*(getattr(full, k) for k in only))
 
 
 def keys(name: str) -> list[str]:
@@ -284,6 +291,7 @@ class Train:
     strategy: Literal["default", "mirrored", "multi_worker"] = p()
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = p()
     jit_compile: bool = p()
+    steps_per_execution: int = p(lambda v: 1 <= v <= 10000, "must be in [1, 10000]")
     deterministic: bool = p()
     sample_grid: int = p(lambda v: 1 <= v <= 32, "must be in [1, 32]")
 

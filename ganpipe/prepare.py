@@ -12,17 +12,17 @@ import hashlib
 import multiprocessing
 import os
 import signal
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
 
 from . import seeds
+from .decoders import ImageFiles, RawData, decode_files, image_is_colour
 from .errors import DataError
 from .io import atomic_dir, write_json
-from .sources import ImageFiles, RawData, Split, decode_files, image_is_colour, load_source, parse_source
-from .splits import SHARD_BYTES, SplitWriter
+from .sources import load_source, parse_source
+from .splits import SHARD_BYTES, Split, SplitWriter
 from .transforms import resize_images, stratified_choice, to_channels
 
 ARRAY_CHUNK = 4096  # images per chunk of an in-memory source
@@ -173,7 +173,7 @@ def prepare(params, seed: int, out_dir: str | os.PathLike, metrics_path: str | o
     """Run the prepare stage on ``params`` (a :class:`ganpipe.params.Prepare`): write ``out_dir/train`` and
     ``out_dir/test`` (``out_dir`` replaced as a whole, only once both are complete) and ``metrics_path``;
     return the metrics. ``workers``: processes decoding image files (default: one per CPU)."""
-    raw = load_source(params.source, params.on_bad_image, auto_size(params)) if raw is None else raw
+    raw = load_source(params.source) if raw is None else raw
     train, test, names = choose(raw, params, seed)
     n_classes = len(names) if names else None
     workers = default_workers() if workers is None else workers

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics as M
-from . import params
+from . import params, seeds
+from .decoders import load_image_dir
 from .errors import DataError
 from .evaluation import load_samples, protocol, quality
 from .features import open_extractor
-from .sources import load_image_dir
 from .transforms import resize_images, to_channels
 
 CLASSIFIER = "models/classifier.keras"
@@ -50,6 +50,8 @@ def score(samples: str | os.PathLike, repo: str | os.PathLike = ".") -> dict:
         for need in (CLASSIFIER, STATS):
             if not (repo / need).is_file():
                 raise DataError(f"{repo / need}: not found; run `dvc repro features` (or `dvc pull`) first")
+    seeds.seed_tf(seed)  # as the evaluate stage computes them
+    numerics = seeds.exact_float32()
     extractor, real = open_extractor(cfg.extractor, repo / CLASSIFIER, repo / STATS, repo / TEST, cfg.batch_size)
     height, channels = real.image_shape[0], real.image_shape[2]
     x = load_any_samples(samples, height, channels)
@@ -57,7 +59,7 @@ def score(samples: str | os.PathLike, repo: str | os.PathLike = ".") -> dict:
     out = quality(feats, real.features, real.mu, real.sigma, cfg, seed, extractor.tag)
     if probs is not None:
         out["clf_score"] = M.classifier_score(probs)
-    out["protocol"] = protocol(extractor, len(x), real.features, cfg, real.split) | {"samples": str(samples)}
+    out["protocol"] = protocol(extractor, len(x), real.features, cfg, real.split, numerics) | {"samples": str(samples)}
     return out
 
 

@@ -2,7 +2,7 @@
 intervals and floor/ceiling references: headline numbers into metrics/eval.json, the rest into
 metrics/eval_details.json (ganpipe.results)."""
 
-from ganpipe import params
+from ganpipe import params, seeds
 from ganpipe.evaluation import evaluate, load_samples, untrained_like
 from ganpipe.features import open_extractor
 from ganpipe.generation import generate
@@ -22,13 +22,16 @@ TEST = "data/prepared/test"
 def main() -> None:
     base = params.load("base")
     cfg = params.load("evaluate")
+    seeds.seed_tf(base.seed)  # op determinism: the same numbers on every run, on a GPU too
+    numerics = seeds.exact_float32()
     x, y = load_samples(SAMPLES)
     train = load_split(TRAIN)
     test = load_split(TEST)
     extractor, real = open_extractor(cfg.extractor, CLASSIFIER, STATS, TEST, cfg.batch_size)
     ceiling, _ = generate(untrained_like(load_model("models/generator.keras"), base.seed), len(x), base.seed,
                           progress=False)
-    result = evaluate(x, y, extractor, real, train.x, test.x, test.y, ceiling, cfg, base.seed, progress=True)
+    result = evaluate(x, y, extractor, real, train.x, test.x, test.y, ceiling, cfg, base.seed, progress=True,
+                      numerics=numerics)
     headline, details = split(result)
     write_json(DETAILS, details)
     write_json(EVAL, headline, sort_keys=False)  # registry order: FD, KID, precision, recall lead `dvc exp show`

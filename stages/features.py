@@ -2,12 +2,12 @@
 data/features/real_stats.npz (real test-set feature mean/covariance in float64, and the features)
 and metrics/features.json (test accuracy)."""
 
-from ganpipe import params
-from ganpipe.splits import load_split
+from ganpipe import params, seeds
 from ganpipe.features import (ClassifierExtractor, check_real_count, classifier_task, reference_images,
                                reference_split, save_real_stats, train_classifier)
 from ganpipe.io import write_json
 from ganpipe.saving import save_model
+from ganpipe.splits import load_split
 from ganpipe.stage import run_stage
 
 CLASSIFIER = "models/classifier.keras"
@@ -16,6 +16,7 @@ CLASSIFIER = "models/classifier.keras"
 def main() -> None:
     base = params.load("base")
     cfg = params.load("features")
+    seeds.exact_float32()  # the real statistics in full float32, as evaluate's features of the samples
     train, test = load_split("data/prepared/train"), load_split("data/prepared/test")
     x, y, names, xt, yt = train.x, train.y, train.class_names, test.x, test.y
     split = reference_split(cfg.reference, len(xt), cfg.feature_dim)

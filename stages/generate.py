@@ -2,7 +2,7 @@
 data/generated/samples.npz, plus a sample grid, a per-class grid (conditional models) and a latent
 interpolation strip under data/generated/plots/."""
 
-from ganpipe import params
+from ganpipe import params, seeds
 from ganpipe.generation import describe, generate, interpolation_strip, per_class_grid, sample_grid
 from ganpipe.io import save_npz
 from ganpipe.plots import save_png
@@ -16,6 +16,8 @@ PLOTS = "data/generated/plots"
 def main() -> None:
     base = params.load("base")
     cfg = params.load("generate")
+    seeds.seed_tf(base.seed)  # op determinism: the same samples on every run, on a GPU too
+    seeds.exact_float32()
     g = load_model(GENERATOR)
     info = describe(g, GENERATOR)
     x, y = generate(g, cfg.n_samples, base.seed, cfg.batch_size, path=GENERATOR)

@@ -25,7 +25,7 @@ def default_params() -> dict:
 
 @pytest.fixture(scope="session")
 def fashion_dir() -> Path:
-    from ganpipe.sources import find_fashion_mnist
+    from ganpipe.decoders import find_fashion_mnist
 
     return find_fashion_mnist()  # fails loudly (with the fix) if the dataset is not installed
 
@@ -33,7 +33,7 @@ def fashion_dir() -> Path:
 @pytest.fixture(scope="session")
 def fashion_slice(fashion_dir):
     """The first 2,000 Fashion-MNIST training images and labels (real data, small)."""
-    from ganpipe.sources import read_idx
+    from ganpipe.decoders import read_idx
 
     x, _ = read_idx(fashion_dir / "train-images-idx3-ubyte.gz")
     y, _ = read_idx(fashion_dir / "train-labels-idx1-ubyte.gz")
@@ -174,7 +174,7 @@ TINY_MODEL = dict(arch="dcgan", loss="ns", latent_dim=16, g_width=16, d_width=16
 TINY_TRAIN = dict(batch_size=32, epochs=2, kimg=None, max_steps=None, g_lr=2e-4, d_lr=2e-4, beta1=0.5, beta2=0.999,
                   ema_decay=0.99, ema_rampup=0.05, augment=[], augment_p=1.0, ada_target=0.6, ada_kimg=100.0,
                   checkpoint_every=10, eval_every=0.0, eval_samples=2000, keep="last", strategy="default",
-                  precision="float32", jit_compile=False, deterministic=True, sample_grid=4)
+                  precision="float32", jit_compile=False, steps_per_execution=1, deterministic=True, sample_grid=4)
 
 
 def tiny_cfgs(model: dict | None = None, train: dict | None = None):

@@ -19,8 +19,9 @@ def main(strategy: str, out: str, model: str, train: str) -> None:
     from keras.src.utils import traceback_utils
 
     traceback_utils.is_traceback_filtering_enabled = lambda: False
-    from ganpipe import training
-    from ganpipe.sources import load_fashion_mnist
+    from ganpipe import checkpoint, training
+    from ganpipe.decoders import load_fashion_mnist
+    from ganpipe.models import label_classes
     from ganpipe.saving import load_model
     from tests.conftest import tiny_cfgs
 
@@ -30,9 +31,9 @@ def main(strategy: str, out: str, model: str, train: str) -> None:
     d = Path(out)
     m = training.train(x, y, 10, "digest", mc, tc, 0, checkpoint_dir=d / "ckpt", models_dir=d / "models",
                        metrics_path=d / "train.json", live_dir=d / "live", progress=False)
-    ckpt, _ = training.read_checkpoint(d / "ckpt" / training.CHECKPOINT)
+    ckpt, _ = checkpoint.read_checkpoint(d / "ckpt" / training.CHECKPOINT)
     g = load_model(d / "models" / "generator.keras")
-    z, labels = training.fixed_noise(mc.latent_dim, 4, 10 if mc.conditional else 0, 1)
+    z, labels = training.fixed_noise(mc.latent_dim, 4, label_classes(mc, 10), 1)
     images = np.asarray(g([z, labels] if mc.conditional else z, training=False))
     print("RESULT " + json.dumps({"metrics": m, "history": ckpt.history, "images": images.ravel().tolist()}))
 

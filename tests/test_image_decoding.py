@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganpipe import sources as S
+from ganpipe import decoders as S
 from ganpipe import transforms as T
 from ganpipe.errors import DataError
 from tests.conftest import default_params, run_stage_in

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ganpipe import sources as S
+from ganpipe import decoders as S
 from ganpipe import transforms as T
 import tempfile
 from types import SimpleNamespace
@@ -20,7 +20,7 @@ from ganpipe.prepare import prepare
 from ganpipe.splits import load_split
 from ganpipe import params
 from ganpipe.errors import DataError
-from ganpipe.io import load_npz, save_npz
+from ganpipe.io import save_npz
 from tests.conftest import default_params, write_idx, write_png
 
 
@@ -517,7 +517,7 @@ def test_mapped_pages_are_dropped_and_read_again_unchanged(tmp_path, fashion_sli
     from ganpipe import splits
 
     x, y = fashion_slice
-    splits.write_split(tmp_path / "s", S.Split(x[:1000, ..., None], y[:1000]), shard_bytes=784 * 300)
+    splits.write_split(tmp_path / "s", splits.Split(x[:1000, ..., None], y[:1000]), shard_bytes=784 * 300)
     monkeypatch.setattr(splits, "MAPPED_BUDGET", -1)
     monkeypatch.setattr(splits, "RELEASE_BYTES", 784 * 64)  # the rule where /proc is absent
     mapped = load_split(tmp_path / "s", mmap=True).x
@@ -540,7 +540,7 @@ def test_mapped_pages_are_dropped_and_read_again_unchanged(tmp_path, fashion_sli
 ])
 def test_a_malformed_split_index_is_one_error_naming_it(tmp_path, field, value, message):
     from ganpipe.splits import write_split
-    from ganpipe.sources import Split
+    from ganpipe.splits import Split
 
     d = tmp_path / "split"
     write_split(d, Split(np.zeros((4, 8, 8, 1), np.uint8), np.arange(4) % 2), ["a", "b"])
@@ -553,7 +553,7 @@ def test_a_malformed_split_index_is_one_error_naming_it(tmp_path, field, value, 
 
 def test_a_fortran_ordered_shard_says_so(tmp_path):
     from ganpipe.splits import write_split
-    from ganpipe.sources import Split
+    from ganpipe.splits import Split
 
     d = tmp_path / "split"
     x = np.arange(4 * 8 * 8, dtype=np.uint8).reshape(4, 8, 8, 1)

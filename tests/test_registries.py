@@ -2,6 +2,7 @@
 stream the code draws from."""
 
 import re
+import types
 import typing
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from ganpipe import params as P
 from ganpipe import seeds
 from ganpipe.distribute import STRATEGIES
-from ganpipe.evaluation import METRICS, PROTOCOL_KEYS, quality
+from ganpipe.evaluation import METRICS, PROTOCOL_KEYS, protocol, quality
 from ganpipe.features import EXTRACTORS
 from ganpipe.losses import LOSSES, REGULARISERS
 from ganpipe.models import BUILDERS
@@ -62,6 +63,11 @@ def test_every_metric_name_has_its_protocol_entries(fashion_features):
     for k in out:
         prefix = max((p for p in PROTOCOL_KEYS if k.startswith(p)), key=len)
         assert PROTOCOL_KEYS[prefix], k
+    # and the protocol records every entry the registry declares (else the report would call two runs'
+    # metric "not comparable (unrecorded vs unrecorded)")
+    extractor = types.SimpleNamespace(kind="classifier", task="fashion-mnist", path=None)
+    recorded = protocol(extractor, len(gen), real, cfg)
+    assert {k for keys in PROTOCOL_KEYS.values() for k in keys} <= set(recorded)
 
 
 def test_every_regulariser_has_its_weight_key_in_params_params_yaml_and_dvc_yaml():

@@ -70,6 +70,19 @@ def test_tiny_profile_trains_through_dvc(uninterrupted):
     assert "Running stage" not in again.stdout
 
 
+def test_a_change_in_the_decoders_changes_only_prepare(tiny_run, tmp_path):
+    """Every stage reads its params, and params checks prepare.source against the source registry; the
+    decoders behind it are prepare's alone, so a comment there changes prepare's dependencies and no
+    other stage's (before the split, all five stages were listed)."""
+    repo = copy_repo(tiny_run[0], tmp_path)
+    assert json.loads(dvc("status", "--json", cwd=repo).stdout) == {}
+    with open(repo / "ganpipe/decoders.py", "a") as f:
+        f.write("# a comment\n")
+    status = json.loads(dvc("status", "--json", cwd=repo).stdout)
+    assert set(status) == {"prepare"}, status
+    assert "ganpipe/decoders.py" in json.dumps(status["prepare"])
+
+
 def _stage_running(stage: str, group: int) -> bool:
     """Whether a process of process group ``group`` runs `stages/<stage>.py` (the stage's own command,
     not DVC around it)."""

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from ganpipe import training
+from ganpipe import build, checkpoint, feed, training
 from ganpipe.gan import ema_update
 from ganpipe.saving import load_model
 from tests.conftest import tiny_cfgs
@@ -70,10 +70,10 @@ def test_ema_update_math():
 
 
 def test_epoch_order_is_a_seeded_permutation():
-    a = training.epoch_indices(100, 32, epoch=0, seed=1)
+    a = feed.epoch_indices(100, 32, epoch=0, seed=1)
     assert len(a) == 96 and len(set(a)) == 96
-    assert (a == training.epoch_indices(100, 32, 0, 1)).all()
-    assert not (a == training.epoch_indices(100, 32, 1, 1)).all()
+    assert (a == feed.epoch_indices(100, 32, 0, 1)).all()
+    assert not (a == feed.epoch_indices(100, 32, 1, 1)).all()
 
 
 def test_same_params_same_bytes_in_one_process(tmp_path, small_data):
@@ -110,36 +110,46 @@ def test_a_checkpoint_of_other_code_in_any_imported_module_is_refused_naming_it(
 
     from tests.conftest import REPO
 
-    files = training.code_files()
+    files = checkpoint.code_files()
     assert {"ganpipe/seeds.py", "ganpipe/gan.py", "ganpipe/augment.py", "ganpipe/losses.py"} <= set(files)
     run_train(tmp_path / "run", small_data, train={"max_steps": 10})
     root = tmp_path / "code"
     shutil.copytree(REPO / "ganpipe", root / "ganpipe", ignore=shutil.ignore_patterns("__pycache__"))
     with open(root / "ganpipe/seeds.py", "a") as f:
         f.write("# a comment is other code too\n")
-    monkeypatch.setattr(training, "ROOT", root)
+    monkeypatch.setattr(checkpoint, "ROOT", root)
     m, log = run_train(tmp_path / "run", small_data)
     assert any("with other code (ganpipe/seeds.py differs); starting fresh" in msg for msg in log), log
     assert m["resumed_from_step"] == 0
 
 
-def test_nan_loss_stops_with_step_and_loss_named_and_keeps_last_checkpoint(tmp_path, small_data):
-    x, y = small_data
-    mc, tc = tiny_cfgs(train={"checkpoint_every": 2})
-    training.configure_tf(tc, 0)
-    gan = training.build_gan(mc, tc, 28, 1, 10, seed=0)
-    path = tmp_path / "ckpt.npz"
-    ckpt = training.Checkpoint(2, "fp")
-    training.save_checkpoint(path, gan, ckpt)
+def _poison_d_after_resume(monkeypatch):
+    """D's last layer becomes NaN once the run has started (or resumed): the next step's d_loss is NaN."""
+    real = training.start_or_resume
+
+    def poisoned(gan, *args, **kwargs):
+        ckpt = real(gan, *args, **kwargs)
+        w = gan.discriminator.get_layer("logit").kernel
+        w.assign(np.full(w.shape, np.nan, np.float32))
+        return ckpt
+
+    monkeypatch.setattr(training, "start_or_resume", poisoned)
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 3])
+def test_nan_loss_stops_with_step_and_loss_named_and_keeps_last_checkpoint(tmp_path, small_data, monkeypatch,
+                                                                           steps_per_execution):
+    """The non-finite flag is kept on the device and read once per execution: the message still names
+    the first bad step, and no checkpoint is written after it."""
+    train = {"checkpoint_every": 2, "steps_per_execution": steps_per_execution}
+    run_train(tmp_path, small_data, train=train | {"max_steps": 2})
+    path = tmp_path / "ckpt" / training.CHECKPOINT
     before = path.read_bytes()
-    w = gan.discriminator.get_layer("logit").kernel
-    w.assign(np.full(w.shape, np.nan, np.float32))
-    cb = training._StepCallback(gan, ckpt, path, tc, training.plan(len(x), tc), None, None, progress=False)
-    cb.epoch_start = 2
-    ds = training.epoch_dataset(x, y.astype(np.int32), 32, 0, 0, 2, 4)
+    _poison_d_after_resume(monkeypatch)
     with pytest.raises(training.TrainingDiverged, match=r"d_loss is nan at step 3; stopped \(last good checkpoint: step 2\)"):
-        gan.fit(ds, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
+        run_train(tmp_path, small_data, train=train)
     assert path.read_bytes() == before
+    assert not (tmp_path / "live").exists()
 
 
 def test_dvclive_is_written_live_and_a_run_that_fails_midway_leaves_no_partial_tables(tmp_path, small_data,
@@ -197,7 +207,7 @@ def test_gradient_penalties_under_float16_are_refused():
     x = np.zeros((64, 28, 28, 1), np.uint8)
     mc, tc = tiny_cfgs({"r1_gamma": 1.0}, {"precision": "mixed_float16"})
     with pytest.raises(GanpipeError, match=r"model.r1_gamma/r2_gamma: .*mixed_bfloat16"):
-        training.check_inputs(x, None, 0, mc, tc, None)
+        build.check_inputs(x, None, 0, mc, tc, None)
 
 
 def test_conditional_needs_labels(tmp_path, small_data):
@@ -217,7 +227,7 @@ def _trained(out, data, train):
     from ganpipe.saving import load_model
 
     m, _ = run_train(out, data, {"conditional": True}, {"batch_size": 32, "epochs": 3, "deterministic": False} | train)
-    ckpt, arrays = training.read_checkpoint(out / "ckpt" / training.CHECKPOINT)
+    ckpt, arrays = checkpoint.read_checkpoint(out / "ckpt" / training.CHECKPOINT)
     g = load_model(out / "models/generator.keras")
     z, labels = training.fixed_noise(16, 4, 10, 1)
     return ckpt.history, np.asarray(g([z, labels], training=False)), arrays, g
@@ -259,29 +269,20 @@ def test_xla_under_op_determinism_is_refused_with_the_key_named():
         tiny_cfgs(train={"jit_compile": True, "deterministic": True})
 
 
-def test_nan_guard_never_names_a_checkpoint_of_another_run(tmp_path, small_data):
+def test_nan_guard_never_names_a_checkpoint_of_another_run(tmp_path, small_data, monkeypatch):
     """A checkpoint file from other params is not resumed: before this run writes its own, the guard
     says none was written."""
-    x, y = small_data
-    mc, tc = tiny_cfgs()
-    training.configure_tf(tc, 0)
-    gan = training.build_gan(mc, tc, 28, 1, 10, seed=0)
-    path = tmp_path / "ckpt.npz"
-    training.save_checkpoint(path, gan, training.Checkpoint(50, "another run"))
-    w = gan.discriminator.get_layer("logit").kernel
-    w.assign(np.full(w.shape, np.nan, np.float32))
-    cb = training._StepCallback(gan, training.Checkpoint(0, "this run"), path, tc, training.plan(len(x), tc), None,
-                                None, progress=False)
-    ds = training.epoch_dataset(x, y.astype(np.int32), 32, 0, 0, 0, 2)
+    run_train(tmp_path, small_data, train={"max_steps": 10})
+    _poison_d_after_resume(monkeypatch)
     with pytest.raises(training.TrainingDiverged, match=r"at step 1; stopped \(last good checkpoint: none was written\)"):
-        gan.fit(ds, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
+        run_train(tmp_path, small_data, train={"g_lr": 1e-3})
 
 
 def test_a_sharded_split_trains_to_the_same_bytes_as_memory(tmp_path, small_data, monkeypatch):
     """The train stage's reader (memory-mapped shards, pages dropped as it goes: here after every batch)
     feeds training exactly the images of the in-memory array: the same generator, byte for byte."""
     from ganpipe import splits
-    from ganpipe.sources import Split
+    from ganpipe.splits import Split
 
     monkeypatch.setattr(splits, "MAPPED_BUDGET", -1)
     x, y = small_data
@@ -299,7 +300,7 @@ def test_a_sharded_split_trains_to_the_same_bytes_as_memory(tmp_path, small_data
 @pytest.mark.parametrize("arch, size", [("dcgan", 64), ("resnet", 64), ("dcgan", 128)])
 def test_large_rgb_images_train_and_resume_exactly(tmp_path, arch, size):
     """64 and 128 px RGB: the architectures' shapes, a few steps from a memory-mapped split, and resume."""
-    from ganpipe.sources import Split
+    from ganpipe.splits import Split
     from ganpipe.splits import ShardedImages, load_split, write_split
 
     rng = np.random.default_rng(0)
@@ -317,3 +318,58 @@ def test_large_rgb_images_train_and_resume_exactly(tmp_path, arch, size):
     assert load_model(tmp_path / "full/models/generator.keras").output_shape == (None, size, size, 3)
     for name in ("models/generator.keras", "models/discriminator.keras", "ckpt/ckpt.npz"):
         assert digest(tmp_path / "full" / name) == digest(tmp_path / "cut" / name), name
+
+
+def test_steps_per_execution_gives_the_same_bytes_and_resumes_across_it(tmp_path, small_data):
+    """Several steps per fit() call (the device runs them back to back; the host reads the step, the sums
+    and the non-finite flag once per call) train exactly what one step per call does, with adaptive
+    augmentation (its controller in the step) and lazy R1, and checkpoints and segments that do not fall
+    on the executions' boundaries (epochs of 8 steps, checkpoints every 5, 3 steps per call)."""
+    model = {"r1_gamma": 1.0, "reg_interval": 3}
+    train = {"checkpoint_every": 5, "augment": ["translation", "brightness"], "augment_p": "adaptive",
+             "ada_kimg": 0.5, "ada_target": 0.1, "d_lr": 2e-3}  # D ahead: it overfits and p rises
+    run_train(tmp_path / "one", small_data, model, train)
+    run_train(tmp_path / "three", small_data, model, train | {"steps_per_execution": 3})
+    run_train(tmp_path / "cut", small_data, model, train | {"steps_per_execution": 3, "max_steps": 7})
+    m, log = run_train(tmp_path / "cut", small_data, model, train | {"steps_per_execution": 2})
+    assert m["resumed_from_step"] == 7, log  # the length keys include steps_per_execution
+    for name in ("models/generator.keras", "models/discriminator.keras", "ckpt/ckpt.npz",
+                 "live/plots/metrics/d_loss.tsv", "live/plots/metrics/augment_p.tsv", "live/plots/metrics/r1.tsv"):
+        assert digest(tmp_path / "one" / name) == digest(tmp_path / "three" / name) == digest(tmp_path / "cut" / name), name
+    p = [float(r.split("\t")[1]) for r in (tmp_path / "one/live/plots/metrics/augment_p.tsv").read_text().splitlines()[1:]]
+    assert max(p) > 0  # the controller moved p
+
+
+def test_a_skipped_mixed_float16_update_does_not_hold_back_the_step(small_data):
+    """Under mixed_float16 the loss scaler skips the update of a step with non-finite gradients and does not
+    advance its optimizer's iterations. The GAN's own step still advances, and it is what the data position,
+    the noise key, the lazy regularisers, the EMA ramp and ADA follow: the run stays in step."""
+    from ganpipe.feed import Feed
+
+    x, y = small_data
+    mc, tc = tiny_cfgs(train={"precision": "mixed_float16", "deterministic": False})
+    build.configure_tf(tc, 0)
+    try:
+        gan = build.build_gan(mc, tc, 28, 1, 10, seed=0)
+        for opt in (gan.d_optimizer, gan.g_optimizer):  # every gradient overflows float16: both updates skipped
+            opt.dynamic_scale.assign(2.0 ** 120)
+        feed = Feed(x, y.astype(np.int32), tc.batch_size, 0)
+        assert training.run_steps(gan, feed, 1) == 1
+        assert gan.g_optimizer.iterations.numpy() == 0 and gan.d_optimizer.iterations.numpy() == 0  # skipped
+        for opt in (gan.d_optimizer, gan.g_optimizer):
+            opt.dynamic_scale.assign(1.0)
+        assert training.run_steps(gan, feed, 2) == 3 and int(gan.step.numpy()) == 3
+        assert gan.g_optimizer.iterations.numpy() == 2  # these two were applied; the GAN's step is one ahead
+        assert gan.diverged() is None  # the losses were finite: a skipped update is not a divergence
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_training_on_the_cpu_beside_an_nvidia_driver_is_announced():
+    """A CPU-only TensorFlow (or missing CUDA libraries) on a GPU machine: the stage says so and how to fix
+    it, instead of training on the CPU in silence; nothing is said on a CPU machine or when a GPU is used."""
+    line = build.cpu_fallback_warning(["/device:CPU:0"], driver=True)
+    assert line.startswith("train: warning: ") and "make setup GPU=1" in line
+    assert build.cpu_fallback_warning(["/device:CPU:0"], driver=False) is None
+    assert build.cpu_fallback_warning(["/job:localhost/replica:0/task:0/device:GPU:0"], driver=True) is None
+    assert build.cpu_fallback_warning(build.train_devices(None)) is None  # this machine: no driver, no GPU

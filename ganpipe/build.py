@@ -1,0 +1,119 @@
+"""The train stage's set-up: TensorFlow's configuration (seeds, determinism, precision), the compiled GAN,
+the checks of data against params before anything trains, and the devices the steps run on (with the
+warning a GPU user sees when TensorFlow found no GPU)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import losses, seeds
+from . import params as P
+from .distribute import sync_batch_norm
+from .errors import GanpipeError
+from .gan import GAN
+from .models import build_models, label_classes
+
+
+def configure_tf(cfg: P.Train, seed: int, second_order: bool = False) -> None:
+    """Seeds, determinism and precision policy. ``second_order``: the step differentiates a gradient
+    (WGAN-GP); Grappler's graph optimisers then sometimes rewrite it into a graph with a cycle
+    ("InvalidArgumentError: N nodes in a cycle", seen with spectral normalisation, about one run in
+    four), so they are turned off for such runs (measured cost in bench/train_throughput.py)."""
+    # Determinism set both ways: it is process-global, and Keras turns XLA off while it is on.
+    seeds.seed_tf(seed, cfg.deterministic)
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": second_order})
+    keras.mixed_precision.set_global_policy(cfg.precision)
+
+
+def check_same_start(strategy, step: int) -> None:
+    """Under MultiWorkerMirroredStrategy every worker resumes from its own checkpoint: stop every worker,
+    with the same message, unless they all start from the same step (else they would train apart, or
+    wait on each other forever)."""
+    local = tf.constant([float(step), float(step) ** 2], tf.float64)
+    mean = strategy.reduce("MEAN", strategy.run(tf.function(lambda: tf.identity(local))), axis=None).numpy()
+    if mean[1] - mean[0] ** 2 > 0.5:  # a variance over workers: 0 only when every step is equal
+        raise GanpipeError(f"train.strategy: the workers start from different steps (this one from step {step}: "
+                           "each resumes from its own checkpoints/); delete checkpoints/ on every worker and run again")
+
+
+def build_gan(model_cfg: P.Model, train_cfg: P.Train, size: int, channels: int, num_classes: int, strategy=None, *,
+              seed: int):
+    """The compiled GAN, its variables made under ``strategy``'s scope when one is given; ``seed`` keys
+    its steps' random draws."""
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        return _build_gan(model_cfg, train_cfg, size, channels, num_classes, strategy is not None, seed)
+
+
+def _build_gan(model_cfg, train_cfg, size, channels, num_classes, distributed, seed):
+    g, d = build_models(model_cfg, size, channels, num_classes)
+    ema = None
+    if train_cfg.ema_decay > 0:
+        ema, _ = build_models(model_cfg, size, channels, num_classes)
+        ema.set_weights(g.get_weights())
+    if distributed:
+        sync_batch_norm([g, d])
+    gan = GAN(g, d, ema, loss=model_cfg.loss, latent_dim=model_cfg.latent_dim,
+              num_classes=label_classes(model_cfg, num_classes), gp_weight=model_cfg.gp_weight,
+              critic_steps=model_cfg.critic_steps, ema_decay=train_cfg.ema_decay, ema_rampup=train_cfg.ema_rampup,
+              batch_size=train_cfg.batch_size, augment=train_cfg.augment, augment_p=train_cfg.augment_p,
+              ada_target=train_cfg.ada_target, ada_kimg=train_cfg.ada_kimg, seed=seed,
+              regularisers=losses.active_regularisers(model_cfg), reg_interval=model_cfg.reg_interval)
+
+    def adam(lr, c=1.0):  # c: StyleGAN2's rescaling for lazy regularisation's extra D updates
+        opt = keras.optimizers.Adam(lr * c, beta_1=train_cfg.beta1 ** c, beta_2=train_cfg.beta2 ** c)
+        return keras.optimizers.LossScaleOptimizer(opt) if train_cfg.precision == "mixed_float16" else opt
+
+    gan.compile(d_optimizer=adam(train_cfg.d_lr, losses.lazy_ratio(model_cfg)), g_optimizer=adam(train_cfg.g_lr),
+                jit_compile=train_cfg.jit_compile, steps_per_execution=train_cfg.steps_per_execution)
+    if train_cfg.jit_compile and not gan.jit_compile:
+        raise GanpipeError("train.jit_compile: Keras refused XLA for this model (see its warning above)")
+    gan.build_optimizers()
+    return gan
+
+
+def check_inputs(x: np.ndarray, y: np.ndarray | None, num_classes: int, model_cfg: P.Model, train_cfg: P.Train,
+                 quality) -> None:
+    """Refuse data and params that cannot train together, naming the key."""
+    if model_cfg.conditional and (y is None or num_classes < 2):
+        raise GanpipeError("model.conditional: the prepared data has no labels (or one class); set it to false")
+    if x.shape[1] != x.shape[2] or x.shape[1] % 4:
+        raise GanpipeError(f"prepared images are {x.shape[1]}x{x.shape[2]}; training needs square sizes divisible by 4")
+    if train_cfg.precision == "mixed_float16" and losses.second_order(model_cfg):
+        key = "model.loss" if losses.get(model_cfg.loss).second_order else "model.r1_gamma/r2_gamma"
+        raise GanpipeError(f"{key}: gradient penalties are computed in unscaled float16 under train.precision "
+                           "mixed_float16 (they underflow); use mixed_bfloat16 or float32")
+    if train_cfg.eval_every and quality is None:
+        raise GanpipeError("train.eval_every: evaluations during training need the features stage's outputs")
+    if train_cfg.eval_every:
+        quality.check()
+
+
+def train_devices(strategy) -> list[str]:
+    """The devices the steps run on (recorded in ``metrics/train.json``): the strategy's, or without one
+    TensorFlow's default placement, the first GPU, else the CPU."""
+    if strategy is not None:
+        return [str(d) for d in strategy.extended.worker_devices]
+    gpus = tf.config.list_logical_devices("GPU")
+    return [(gpus[0] if gpus else tf.config.list_logical_devices("CPU")[0]).name]
+
+
+def nvidia_driver_present() -> bool:
+    return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
+
+
+def cpu_fallback_warning(devices: list[str], driver: bool | None = None) -> str | None:
+    """The line a GPU user sees when TensorFlow found no GPU on a machine with an NVIDIA driver (a CPU-only
+    TensorFlow, missing CUDA libraries: TensorFlow's own "Cannot dlopen" note is hidden by the stages'
+    log level), so that nobody trains on the CPU without being told."""
+    if any("GPU" in d.upper() for d in devices):
+        return None
+    if not (nvidia_driver_present() if driver is None else driver):
+        return None
+    return ("train: warning: this machine has an NVIDIA driver but TensorFlow sees no GPU, so training runs on "
+            "the CPU; install the CUDA build with `make setup GPU=1` (TF_CPP_MIN_LOG_LEVEL=0 shows TensorFlow's reason)")
