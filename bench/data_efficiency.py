@@ -147,7 +147,7 @@ def run_cell(args) -> None:
     out = work / "runs" / f"{args.dataset}-{args.mode}"
     m = training.train(x, y, int(y.max()) + 1, f"{args.dataset}", mc, tc, 0, checkpoint_dir=out / "ckpt",
                        models_dir=out / "models", metrics_path=out / "train.json", live_dir=out / "live",
-                       quality=QualityTracker(clf, stats, 2000, 0, P.from_dict(P.Evaluate, raw["evaluate"])), progress=True)
+                       quality=QualityTracker(clf, stats, 2000, 0), progress=True)
     extractor = ClassifierExtractor.open(clf)
     real = load_npz(stats)
 

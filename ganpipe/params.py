@@ -11,7 +11,6 @@ the schema of every section, about half of the module, is the declaration of eac
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import math
 import os
@@ -197,19 +196,14 @@ def read_params_file(path: str | os.PathLike = PARAMS_FILE) -> dict:
     return data
 
 
-def load(name: str, path: str | os.PathLike = PARAMS_FILE, only: tuple[str, ...] | None = None):
-    """Load and validate section ``name`` of ``path``. ``only``: a stage that uses a few keys of another
-    stage's section gets just those (a named tuple; the whole section is still validated), so that it
-    declares, and reruns on, only them (``tests/test_dvc_yaml.py`` reads this argument)."""
+def load(name: str, path: str | os.PathLike = PARAMS_FILE):
+    """Load and validate section ``name`` of ``path``."""
     if name not in SECTIONS:
         raise KeyError(f"no params section {name!r} is defined (known: {sorted(SECTIONS)})")
     data = read_params_file(path)
     if name not in data:
         raise ParamsError(f"{path}: {name}: missing section")
-    full = from_dict(SECTIONS[name], data[name], where=str(path))
-    if only is None:
-        return full
-    return collections.namedtuple(SECTIONS[name].__name__, only)(*(getattr(full, k) for k in only))
+    return from_dict(SECTIONS[name], data[name], where=str(path))
 
 
 def keys(name: str) -> list[str]:

@@ -1,12 +1,15 @@
 """Quality during training: ``fd_clf`` and KID of the sampling generator every ``train.eval_every`` kimg,
 against the ``features`` stage's real statistics (the evaluate stage's extractor and real set, fewer
 generated samples: ``train.eval_samples``), computed by the evaluate stage's own metric functions and
-guards (``evaluation.quality``) with its KID settings (``evaluate.kid_subsets``, ``kid_subset_size``)."""
+guards (``evaluation.quality``). KID's settings here are :data:`KID` (recorded in the checkpoint's
+provenance), not ``evaluate``'s: a change of the final evaluation's KID must not retrain."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+
+from types import SimpleNamespace
 
 from . import metrics as M
 from .errors import GanpipeError
@@ -15,15 +18,19 @@ from .features import ClassifierExtractor, load_real_stats
 from .generation import generate
 from .io import sha256_file
 
+# The evaluations' KID: 10 subsets of up to 1,000 (fewer when the sample or real count is small:
+# ``metrics.kid_subset_size``); keras.io's gan_ada tracks KID per epoch the same way.
+KID = SimpleNamespace(kid_subsets=10, kid_subset_size=1000)
+
 
 class QualityTracker:
     """``tracker(generator)`` -> ``{"fd_clf": ..., "kid_clf": ...}`` (stable names: the curves of DVC's plots;
-    the sample count is ``train.eval_samples``, in params). ``kid``: the evaluate section's ``kid_subsets``
-    and ``kid_subset_size``. The classifier is loaded on first use (after the GAN is built, so that Keras'
-    layer names of the saved GAN stay the same)."""
+    the sample count is ``train.eval_samples``, in params). ``kid``: KID's ``kid_subsets`` and
+    ``kid_subset_size`` (:data:`KID`). The classifier is loaded on first use (after the GAN is built, so
+    that Keras' layer names of the saved GAN stay the same)."""
 
     def __init__(self, classifier_path: str | os.PathLike, real_stats_path: str | os.PathLike, n_samples: int,
-                 seed: int, kid, batch_size: int = 500):
+                 seed: int, kid=KID, batch_size: int = 500):
         self.classifier_path, self.real_stats_path = classifier_path, real_stats_path
         self.n, self.seed, self.kid, self.batch_size = n_samples, seed, kid, batch_size
         self.fd_key, self.kid_key = "fd_clf", "kid_clf"

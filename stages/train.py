@@ -1,4 +1,4 @@
-"""DVC stage `train`: read `base`, `model`, `train` params (and evaluate's KID settings), data/prepared/train/ and (for the
+"""DVC stage `train`: read `base`, `model`, `train` params, data/prepared/train/ and (for the
 evaluations during training) the features stage's classifier and real statistics; write models/,
 checkpoints/ (persistent, for resuming), metrics/train.json and DVCLive logs under metrics/train/."""
 
@@ -17,9 +17,8 @@ def main() -> None:
     base = params.load("base")
     model_cfg = params.load("model")
     train_cfg = params.load("train")
-    kid = params.load("evaluate", only=("kid_subsets", "kid_subset_size"))  # the evaluations' KID, as evaluate's
     data = load_split(TRAIN, mmap=True)  # read a batch at a time: the split may be larger than memory
-    quality = QualityTracker(CLASSIFIER, REAL_STATS, train_cfg.eval_samples, base.seed, kid) if train_cfg.eval_every else None
+    quality = QualityTracker(CLASSIFIER, REAL_STATS, train_cfg.eval_samples, base.seed) if train_cfg.eval_every else None
     m = train(data.x, data.y, len(data.class_names or []), data.digest, model_cfg, train_cfg, base.seed, checkpoint_dir="checkpoints",
               models_dir="models", metrics_path="metrics/train.json", live_dir="metrics/train", quality=quality)
     kept = ", ".join(f"{k} {v}" for k, v in m["kept"].items())

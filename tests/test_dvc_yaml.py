@@ -19,18 +19,14 @@ def _script(stage: dict) -> Path:
     return REPO / m.group(1)
 
 
-def _sections_read(script: Path) -> dict[str, list[str]]:
-    """The keys the script loads, by section: every params.load("<name>") call (a literal name is
-    required), all of the section's keys or those of its literal ``only=`` tuple."""
-    found = {}
+def _sections_read(script: Path) -> set[str]:
+    """Sections the script loads: every params.load("<name>") call (a literal name is required)."""
+    found = set()
     for node in ast.walk(ast.parse(script.read_text())):
         if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "load" \
                 and getattr(node.func.value, "id", None) == "params":
             assert node.args and isinstance(node.args[0], ast.Constant), f"{script}: params.load needs a literal section name"
-            section = node.args[0].value
-            only = next((k.value for k in node.keywords if k.arg == "only"), None)
-            keys = params.keys(section) if only is None else [f"{section}.{k}" for k in ast.literal_eval(only)]
-            found[section] = sorted(set(found.get(section, [])) | set(keys))
+            found.add(node.args[0].value)
     return found
 
 
@@ -47,8 +43,8 @@ def test_every_stage_declares_every_key_it_reads():
         sections = _sections_read(script)
         assert sections, f"{script} reads no params section"
         declared = _declared(stage)
-        for section, keys in sections.items():
-            missing = [k for k in keys if k not in declared and section not in declared]
+        for section in sections:
+            missing = [k for k in params.keys(section) if k not in declared and section not in declared]
             assert not missing, f"stage {name} reads {missing} but dvc.yaml does not declare them"
         extra = [k for k in declared if k.split(".")[0] not in sections]
         assert not extra, f"stage {name} declares {extra} but its script never loads those sections"

@@ -170,8 +170,7 @@ def quality_files(tmp_path_factory, fashion_slice):
 
 def _train(out: Path, x, y, quality_files, model=None, train=None, eval_samples=500):
     mc, tc = tiny_cfgs(model, train)
-    kid = params.from_dict(params.Evaluate, default_params()["evaluate"])
-    tracker = QualityTracker(*quality_files, eval_samples, 0, kid, batch_size=250) if tc.eval_every else None
+    tracker = QualityTracker(*quality_files, eval_samples, 0, batch_size=250) if tc.eval_every else None
     log = []
     m = training.train(x, y, 10, "digest", mc, tc, 0, checkpoint_dir=out / "ckpt", models_dir=out / "models",
                        metrics_path=out / "train.json", live_dir=out / "live", quality=tracker, progress=False,
