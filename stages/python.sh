@@ -6,6 +6,11 @@
 # logs (TF_CPP_MIN_LOG_LEVEL, read once when TF loads, and stages/launch.py's filter for what is logged
 # before that setting applies); set TF_CPP_MIN_LOG_LEVEL=0 to see it all.
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+# On a GPU: memory taken as needed, not all of it at start-up, so two queued experiments
+# (`dvc queue start -j 2`) can share a GPU; and room for the PTX JIT's kernel cache (the default 256 MiB
+# is too small for TensorFlow's kernels on a GPU newer than its build, e.g. Hopper: it recompiles every run).
+export TF_FORCE_GPU_ALLOW_GROWTH="${TF_FORCE_GPU_ALLOW_GROWTH:-true}"
+export CUDA_CACHE_MAXSIZE="${CUDA_CACHE_MAXSIZE:-4294967296}"
 d=$(pwd)
 while [ "$d" != "/" ]; do
   if [ -x "$d/.venv/bin/python" ]; then
