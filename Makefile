@@ -11,7 +11,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.ganpipe-installed
 LOCK   := requirements.lock
 FMNIST := /usr/share/datasets/fashion-mnist
-PYTEST_ARGS ?=
+# pytest-xdist: one worker per core, a test module per worker (its module fixtures made once); the
+# suite's real-DVC runs share one tiny pipeline run across workers (tests/conftest.py: tiny_run)
+PYTEST_ARGS ?= -n auto --dist loadfile
 GPU_STAMP := $(VENV)/.ganpipe-gpu
 GPU ?= $(if $(wildcard $(GPU_STAMP)),1,)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import runpy
 import shutil
@@ -144,12 +145,30 @@ def make_repo(base: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One tiny-profile `dvc repro` of the whole pipeline in a fresh git repo (committed params, outputs
-    not committed), made once per test session: modules take their own copy (:func:`copy_repo`)."""
-    repo = make_repo(tmp_path_factory.mktemp("tiny-run"))
+    not committed), made once per test run: modules take their own copy (:func:`copy_repo`). Under
+    pytest-xdist the first worker that needs it makes it in the run's shared temporary folder (under a
+    file lock) and the others wait for it and reuse it, so the run is made once, not once per worker."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return _tiny_run(tmp_path_factory.mktemp("tiny-run"))
+    from filelock import FileLock  # DVC's own dependency
+
+    shared = tmp_path_factory.getbasetemp().parent  # this run's folder, above every worker's own
+    with FileLock(str(shared / "tiny-run.lock")):
+        base, record = shared / "tiny-run", shared / "tiny-run.json"
+        if record.exists():
+            out = json.loads(record.read_text())
+            return base / "repo", subprocess.CompletedProcess(out["args"], 0, out["stdout"], out["stderr"])
+        base.mkdir()
+        repo, out = _tiny_run(base)
+        record.write_text(json.dumps({"args": out.args, "stdout": out.stdout, "stderr": out.stderr}))
+        return repo, out
+
+
+def _tiny_run(base: Path):
+    repo = make_repo(base)
     tiny_pipeline_params(repo)
     sh(["git", "commit", "-qam", "tiny profile"], repo)
-    out = dvc("repro", cwd=repo)
-    return repo, out
+    return repo, dvc("repro", cwd=repo)
 
 
 def copy_repo(src: Path, base: Path) -> Path:
