@@ -43,6 +43,17 @@ RECIPES = {
            {"beta1": 0.5, "beta2": 0.999, "augment_p": "adaptive"}),
     "sn-r1": ({"spectral_norm": True, "r1_gamma": 0.1}, {}),  # the best short-run candidate (README)
     "sn-r1-diffaug": ({"spectral_norm": True, "r1_gamma": 0.1}, {"augment_p": 1.0}),
+    # 2026-12-03 (docs/training.md, "Learning rate and D's strength"): one change at a time from the defaults
+    "r1-1": ({"r1_gamma": 1.0}, {}),
+    "r1-10": ({"r1_gamma": 10.0}, {}),
+    "ttur": ({}, {"d_lr": 4e-4, "g_lr": 1e-4}),
+    "lr5e-4": ({}, {"d_lr": 5e-4, "g_lr": 5e-4}),
+    "lr1e-3": ({}, {"d_lr": 1e-3, "g_lr": 1e-3}),
+    "lr1e-3-r1": ({"r1_gamma": 1.0}, {"d_lr": 1e-3, "g_lr": 1e-3}),
+    "lr1e-3-sn": ({"spectral_norm": True}, {"d_lr": 1e-3, "g_lr": 1e-3}),
+    "lr1e-3-sn-d2": ({"spectral_norm": True}, {"d_lr": 2e-3, "g_lr": 1e-3}),
+    "lr1e-3-sn-adam0": ({"spectral_norm": True}, {"d_lr": 1e-3, "g_lr": 1e-3, "beta1": 0.0, "beta2": 0.99}),
+    "lr1e-3-sn-diffaug": ({"spectral_norm": True}, {"d_lr": 1e-3, "g_lr": 1e-3, "augment_p": 1.0}),
 }
 
 
@@ -68,6 +79,7 @@ def make_set(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return finish(images, 32, 3), labels
 
 
+CURVE_SAMPLES = 2000  # samples per in-training evaluation (--every)
 SEEDS = {"train": 10, "floor": 11, "classifier": 12, "test": 13}
 
 
@@ -91,7 +103,8 @@ def run_cell(a) -> None:
     from PIL import Image
 
     from ganpipe import params as P
-    from ganpipe import training
+    from ganpipe import checkpoint, training
+    from ganpipe.tracking import QualityTracker
     from ganpipe.evaluation import untrained_like
     from ganpipe.features import ClassifierExtractor
     from ganpipe.generation import generate
@@ -108,12 +121,16 @@ def run_cell(a) -> None:
     width = {"g_width": a.width, "d_width": a.width}
     mc = P.from_dict(P.Model, raw["model"] | model | width)
     tc = P.from_dict(P.Train, raw["train"] | train | {"kimg": a.kimg, "epochs": None, "keep": "last",
-                                                      "eval_every": 0.0, "checkpoint_every": 10**6})
+                                                      "eval_every": a.every, "eval_samples": CURVE_SAMPLES,
+                                                      "checkpoint_every": 10**6})
+    # --every: FD of the sampling generator every so many kimg (the train stage's own evaluations, with
+    # this set's classifier and real statistics), normalised below with a floor and ceiling of as many images
+    tracker = QualityTracker(work / f"{a.set}-classifier.keras", work / f"{a.set}-real_stats.npz", CURVE_SAMPLES, 0)
     name = f"{a.set}-{a.size}-{a.recipe}-s{a.seed}"
     out = work / "runs" / name
     m = training.train(x, y, int(y.max()) + 1, name, mc, tc, a.seed, checkpoint_dir=out / "ckpt",
                        models_dir=out / "models", metrics_path=out / "train.json", live_dir=out / "live",
-                       progress=False, log=lambda *_: None)
+                       quality=tracker if a.every else None, progress=False, log=lambda *_: None)
     ext = ClassifierExtractor.open(work / f"{a.set}-classifier.keras")
     real = load_npz(work / f"{a.set}-real_stats.npz")
     fd_of = lambda f: frechet_distance(*feature_stats(f), real["mu"], real["sigma"])  # noqa: E731
@@ -125,13 +142,20 @@ def run_cell(a) -> None:
     ceiling = fd_of(ext(generate(untrained_like(g, 0), a.n, 1, progress=False)[0])[0])
     floor = fd_of(ext(load_npz(work / f"{a.set}-floor.npz")["x"][: a.n])[0])
     norm = lambda v: (v - floor) / (ceiling - floor)  # noqa: E731
+    curve = []
+    if a.every:
+        c_floor = fd_of(ext(load_npz(work / f"{a.set}-floor.npz")["x"][:CURVE_SAMPLES])[0])
+        c_ceiling = tracker(untrained_like(g, 0))["fd_clf"]
+        evals = checkpoint.read_checkpoint(out / "ckpt" / checkpoint.CHECKPOINT)[0].evals
+        curve = [[e["step"] * tc.batch_size / 1000, (e["fd_clf"] - c_floor) / (c_ceiling - c_floor)] for e in evals]
     grid = image_grid(samples[:64], 8)
     Image.fromarray(grid).save(out / "grid.png")
     write_json(work / "cells" / f"{name}.json", {
         "set": a.set, "size": a.size, "recipe": a.recipe, "seed": a.seed, "kimg": a.kimg, "width": a.width,
         "fd": fd, "nfd": norm(fd), "nfd_ci95": [norm(lo), norm(hi)], "floor": floor, "ceiling": ceiling,
         "saturation": saturation(samples), "data_saturation": saturation(x), "wall_seconds": m["wall_seconds"],
-        "img_per_sec": m["img_per_sec"], "augment_p": m.get("augment_p"), "grid": str(out / "grid.png")})
+        "img_per_sec": m["img_per_sec"], "augment_p": m.get("augment_p"), "grid": str(out / "grid.png"),
+        "every": a.every, "nfd_curve": curve})
 
 
 def main() -> None:
@@ -143,6 +167,7 @@ def main() -> None:
     ap.add_argument("--kimg", type=float, default=30.0)
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--every", type=float, default=0.0, help="kimg between in-training nFD evaluations (0: none)")
     ap.add_argument("--work", default="/tmp/ganpipe-recipes")
     ap.add_argument("--out", default=str(REPO / "bench/results"))
     ap.add_argument("--cell", nargs=4, metavar=("SET", "SIZE", "RECIPE", "SEED"), help=argparse.SUPPRESS)
@@ -163,11 +188,13 @@ def main() -> None:
                     path = work / "cells" / f"{kind}-{size}-{recipe}-s{seed}.json"
                     if not (path.exists() and json.loads(path.read_text())["kimg"] == a.kimg):
                         subprocess.run([sys.executable, __file__, "--cell", kind, str(size), recipe, str(seed),
-                                        "--kimg", str(a.kimg), "--width", str(a.width), "--n", str(a.n),
+                                        "--kimg", str(a.kimg), "--width", str(a.width), "--n", str(a.n), "--every", str(a.every),
                                         "--work", str(work)], check=True, cwd=REPO)
                     cells.append(json.loads(path.read_text()))
                     c = cells[-1]
-                    print(f"{kind} {size} {recipe} seed {seed}: nFD {c['nfd']:.3f}, {c['wall_seconds']:.0f} s", flush=True)
+                    curve = " ".join(f"{v:.3f}" for _, v in c.get("nfd_curve", []))
+                    print(f"{kind} {size} {recipe} seed {seed}: nFD {c['nfd']:.3f}, {c['wall_seconds']:.0f} s"
+                          + (f"; every {c['every']:g} kimg: {curve}" if curve else ""), flush=True)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipes.json").write_text(json.dumps(cells, indent=1, sort_keys=True) + "\n")

@@ -6,6 +6,7 @@ import pytest
 
 from ganpipe import params
 from ganpipe.errors import ParamsError
+from ganpipe.profiles import available
 from tests.conftest import REPO, default_params
 
 
@@ -92,7 +93,7 @@ def test_yaml_is_loaded_safely(tmp_path):
 # ------------------------------------------------------------------------------------ profiles
 
 
-@pytest.mark.parametrize("name", ["tiny", "default", "gpu-full", "gpu-64"])
+@pytest.mark.parametrize("name", available(REPO))  # every file in profiles/
 def test_every_profile_is_valid_on_top_of_params_yaml(name):
     from ganpipe.profiles import load_profile, set_param_args
 
