@@ -17,7 +17,8 @@ the samples (max - min channel; the data's is printed beside it) and a sample gr
     .venv/bin/python bench/recipes.py [--recipes v1,default] [--sets shapes,photos] [--sizes 1000]
         [--seeds 0,1] [--kimg 30] [--width 64] [--work /tmp/ganpipe-recipes] [--out bench/results]
 
-Finished cells are kept (``WORK/cells/*.json``): a rerun only runs what is missing. Writes
+Finished cells are kept (``WORK/cells/*.json``): a rerun only runs what is missing or was finished with another
+``--kimg`` or ``--every`` (that one starts afresh; an interrupted cell resumes from its checkpoint). Writes
 ``OUT/recipes.json`` and prints a Markdown table with the machine's CPU flags.
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,7 +106,6 @@ def run_cell(a) -> None:
 
     from ganpipe import params as P
     from ganpipe import checkpoint, training
-    from ganpipe.tracking import QualityTracker
     from ganpipe.evaluation import untrained_like
     from ganpipe.features import ClassifierExtractor
     from ganpipe.generation import generate
@@ -112,6 +113,7 @@ def run_cell(a) -> None:
     from ganpipe.metrics import bootstrap_ci, feature_stats, frechet_distance
     from ganpipe.plots import image_grid
     from ganpipe.saving import load_model
+    from ganpipe.tracking import QualityTracker
 
     work = Path(a.work)
     data = load_npz(work / f"{a.set}-{a.size}.npz")
@@ -139,13 +141,16 @@ def run_cell(a) -> None:
     gen = ext(samples)[0]
     fd = fd_of(gen)
     lo, hi = bootstrap_ci(lambda i: fd_of(gen[i]), len(gen), 20, 0)
-    ceiling = fd_of(ext(generate(untrained_like(g, 0), a.n, 1, progress=False)[0])[0])
-    floor = fd_of(ext(load_npz(work / f"{a.set}-floor.npz")["x"][: a.n])[0])
+    untrained = untrained_like(g, 0)
+    ceiling = fd_of(ext(generate(untrained, a.n, 1, progress=False)[0])[0])
+    # one pass over the floor images serves both counts (an image's features do not depend on the batch)
+    floor_feats = ext(load_npz(work / f"{a.set}-floor.npz")["x"][: max(a.n, CURVE_SAMPLES)])[0]
+    floor = fd_of(floor_feats[: a.n])
     norm = lambda v: (v - floor) / (ceiling - floor)  # noqa: E731
     curve = []
     if a.every:
-        c_floor = fd_of(ext(load_npz(work / f"{a.set}-floor.npz")["x"][:CURVE_SAMPLES])[0])
-        c_ceiling = tracker(untrained_like(g, 0))["fd_clf"]
+        c_floor = fd_of(floor_feats[:CURVE_SAMPLES])
+        c_ceiling = tracker(untrained)["fd_clf"]
         evals = checkpoint.read_checkpoint(out / "ckpt" / checkpoint.CHECKPOINT)[0].evals
         curve = [[e["step"] * tc.batch_size / 1000, (e["fd_clf"] - c_floor) / (c_ceiling - c_floor)] for e in evals]
     grid = image_grid(samples[:64], 8)
@@ -186,7 +191,10 @@ def main() -> None:
             for kind in sets:
                 for recipe in a.recipes.split(","):
                     path = work / "cells" / f"{kind}-{size}-{recipe}-s{seed}.json"
-                    if not (path.exists() and json.loads(path.read_text())["kimg"] == a.kimg):
+                    done = json.loads(path.read_text()) if path.exists() else {}
+                    if (done.get("kimg"), done.get("every", 0.0)) != (a.kimg, a.every):  # else reuse the cell
+                        if done:  # finished with other settings: start afresh (an interrupted cell resumes)
+                            shutil.rmtree(work / "runs" / path.stem, ignore_errors=True)
                         subprocess.run([sys.executable, __file__, "--cell", kind, str(size), recipe, str(seed),
                                         "--kimg", str(a.kimg), "--width", str(a.width), "--n", str(a.n), "--every", str(a.every),
                                         "--work", str(work)], check=True, cwd=REPO)
