@@ -15,7 +15,7 @@ generator; a 95% bootstrap interval over generated samples. Per cell also the me
 the samples (max - min channel; the data's is printed beside it) and a sample grid PNG.
 
     .venv/bin/python bench/recipes.py [--recipes v1,default] [--sets shapes,photos] [--sizes 1000]
-        [--seeds 0,1] [--kimg 30] [--width 64] [--work /tmp/ganpipe-recipes] [--out bench/results]
+        [--seeds 0,1] [--kimg 30] [--every 10] [--width 64] [--work /tmp/ganpipe-recipes] [--out bench/results]
 
 Finished cells are kept (``WORK/cells/*.json``): a rerun only runs what is missing or was finished with another
 ``--kimg`` or ``--every`` (that one starts afresh; an interrupted cell resumes from its checkpoint). Writes
