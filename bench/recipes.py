@@ -56,6 +56,9 @@ RECIPES = {
     "lr1e-3-sn-d2": ({"spectral_norm": True}, {"d_lr": 2e-3, "g_lr": 1e-3}),
     "lr1e-3-sn-adam0": ({"spectral_norm": True}, {"d_lr": 1e-3, "g_lr": 1e-3, "beta1": 0.0, "beta2": 0.99}),
     "lr1e-3-sn-diffaug": ({"spectral_norm": True}, {"d_lr": 1e-3, "g_lr": 1e-3, "augment_p": 1.0}),
+    # 2026-12-03, session 11: hold the early optimum by decaying both learning rates to 0 at the planned end
+    "lr1e-3-sn-linear": ({"spectral_norm": True}, {"d_lr": 1e-3, "g_lr": 1e-3, "lr_schedule": "linear"}),
+    "lr1e-3-sn-cosine": ({"spectral_norm": True}, {"d_lr": 1e-3, "g_lr": 1e-3, "lr_schedule": "cosine"}),
 }
 
 

@@ -5,6 +5,7 @@ warning a GPU user sees when TensorFlow found no GPU)."""
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 from pathlib import Path
 
@@ -43,14 +44,29 @@ def check_same_start(strategy, step: int) -> None:
 
 
 def build_gan(model_cfg: P.Model, train_cfg: P.Train, size: int, channels: int, num_classes: int, strategy=None, *,
-              seed: int):
+              seed: int, schedule_steps: int | None = None):
     """The compiled GAN, its variables made under ``strategy``'s scope when one is given; ``seed`` keys
-    its steps' random draws."""
+    its steps' random draws; ``schedule_steps``: the planned length a decaying ``train.lr_schedule``
+    reaches 0 at (``training.Plan.planned_steps``)."""
+    if train_cfg.lr_schedule != "constant" and not schedule_steps:
+        raise GanpipeError(f"train.lr_schedule: {train_cfg.lr_schedule} needs the run's planned length")
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        return _build_gan(model_cfg, train_cfg, size, channels, num_classes, strategy is not None, seed)
+        return _build_gan(model_cfg, train_cfg, size, channels, num_classes, strategy is not None, seed,
+                          schedule_steps)
 
 
-def _build_gan(model_cfg, train_cfg, size, channels, num_classes, distributed, seed):
+def lr_factor(kind: str, step, total: int):
+    """The learning rates' multiplier at ``step`` of a run planned for ``total`` steps: 1 throughout for
+    ``constant``; from 1 down towards 0 at ``total``, in a straight line (``linear``) or half a cosine."""
+    t = tf.minimum(tf.cast(step, tf.float32) / float(total), 1.0)
+    if kind == "linear":
+        return 1.0 - t
+    if kind == "cosine":
+        return 0.5 * (1.0 + tf.cos(math.pi * t))
+    return tf.constant(1.0)
+
+
+def _build_gan(model_cfg, train_cfg, size, channels, num_classes, distributed, seed, schedule_steps):
     g, d = build_models(model_cfg, size, channels, num_classes)
     ema = None
     if train_cfg.ema_decay > 0:
@@ -66,7 +82,10 @@ def _build_gan(model_cfg, train_cfg, size, channels, num_classes, distributed, s
               regularisers=losses.active_regularisers(model_cfg), reg_interval=model_cfg.reg_interval)
 
     def adam(lr, c=1.0):  # c: StyleGAN2's rescaling for lazy regularisation's extra D updates
-        opt = keras.optimizers.Adam(lr * c, beta_1=train_cfg.beta1 ** c, beta_2=train_cfg.beta2 ** c)
+        rate = lr * c
+        if train_cfg.lr_schedule != "constant":  # read at each update from the one step counter, GAN.step
+            rate = lambda base=rate: base * lr_factor(train_cfg.lr_schedule, gan.step, schedule_steps)  # noqa: E731
+        opt = keras.optimizers.Adam(rate, beta_1=train_cfg.beta1 ** c, beta_2=train_cfg.beta2 ** c)
         return keras.optimizers.LossScaleOptimizer(opt) if train_cfg.precision == "mixed_float16" else opt
 
     gan.compile(d_optimizer=adam(train_cfg.d_lr, losses.lazy_ratio(model_cfg)), g_optimizer=adam(train_cfg.g_lr),

@@ -37,11 +37,15 @@ def code_files() -> list[str]:
     return sorted(library_modules(TRAINING) | {"ganpipe/training.py"})
 
 
-def provenance(model_cfg: P.Model, train_cfg: P.Train, seed: int, data_digest: str, quality_digest: str = "") -> dict:
+def provenance(model_cfg: P.Model, train_cfg: P.Train, seed: int, data_digest: str, quality_digest: str = "",
+               schedule_steps: int = 0) -> dict:
     """Everything that determines the training trajectory and its logs, as stored in the checkpoint: the
     resolved params (less the length keys), seed, data, the code of each file, and (with evaluations on)
-    the classifier and real statistics they use."""
+    the classifier and real statistics they use. A decaying ``train.lr_schedule`` makes the planned length
+    (``schedule_steps``) part of the trajectory: a longer run decays more slowly from its first step."""
     t = {k: v for k, v in P.to_dict(train_cfg).items() if k not in LENGTH_KEYS}
+    if train_cfg.lr_schedule != "constant":
+        t["schedule_steps"] = schedule_steps
     code = {name: sha256_file(ROOT / name) for name in code_files()}
     return {"seed": seed, "model": P.to_dict(model_cfg), "train": t, "data": data_digest, "code": code,
             "quality": quality_digest}

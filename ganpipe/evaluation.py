@@ -143,7 +143,7 @@ def quality(gen_feats, real_feats, real_mu, real_sigma, cfg, seed: int, tag: str
 def protocol(extractor, n_generated: int, real_feats: np.ndarray, cfg, real_split: str = "test",
              numerics: dict | None = None) -> dict:
     """What every number depends on besides the generator (``ganpipe report`` compares these per metric);
-    ``numerics``: how TensorFlow computed them (``seeds.exact_float32``)."""
+    ``numerics``: how TensorFlow computed them (``seeds.exact_inference``)."""
     n_real = int(len(real_feats))
     frac = M.fd_infinity_min_fraction(n_generated, n_real, real_feats.shape[1])
     out = {

@@ -154,8 +154,9 @@ class GAN(keras.Model):
         step = int(self.first_bad.numpy())
         if step < 0:
             return None
-        name, value = next((k, float(v.numpy())) for k, v in sorted(self.sums.items()) if not math.isfinite(v.numpy()))
-        return name, value, step + 1
+        value = {k: float(v.numpy()) for k, v in self.sums.items()}  # the first in output order (d_loss first)
+        name = next(k for k in self.output_names() if not math.isfinite(value[k]))
+        return name, value[name], step + 1
 
     def compile(self, d_optimizer, g_optimizer, jit_compile=False, steps_per_execution=1):
         super().compile(jit_compile=jit_compile, steps_per_execution=steps_per_execution)
@@ -239,10 +240,10 @@ class GAN(keras.Model):
     def _fake_labels(self, noise, i):
         return tf.cast(noise["labels"][:, i:i + 1], "int32") if self.num_classes else None
 
-    def _step_noise(self):
-        """This replica's slice of the global batch's draws for the step about to run."""
+    def _step_noise(self, step):
+        """This replica's slice of the global batch's draws for ``step``."""
         ctx = tf.distribute.get_replica_context()
-        noise = step_noise(self.noise_spec(), self.batch_size, self.step, self.seed)
+        noise = step_noise(self.noise_spec(), self.batch_size, step, self.seed)
         if ctx.num_replicas_in_sync == 1:
             return noise
         per = self.batch_size // ctx.num_replicas_in_sync
@@ -253,7 +254,7 @@ class GAN(keras.Model):
         real, real_labels = data
         real = scale_images(real)
         step = tf.identity(self.step)
-        noise = self._step_noise()
+        noise = self._step_noise(step)
         replicas = tf.distribute.get_replica_context().num_replicas_in_sync
         real_labels = tf.reshape(tf.cast(real_labels, "int32"), (-1, 1)) if self.num_classes else None
         d_vars = self.discriminator.trainable_variables

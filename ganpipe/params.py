@@ -271,6 +271,7 @@ class Train:
     d_lr: float = p(lambda v: 0 < v < 1, "must be in (0, 1)")
     beta1: float = p(lambda v: 0 <= v < 1, "must be in [0, 1)")
     beta2: float = p(lambda v: 0 <= v < 1, "must be in [0, 1)")
+    lr_schedule: Literal["constant", "linear", "cosine"] = p()
     ema_decay: float = p(lambda v: 0 <= v < 1, "must be in [0, 1)")
     ema_rampup: float | None = p(lambda v: 0 < v <= 1, "must be in (0, 1] or null")
     augment: tuple[Literal[AUGMENT_OPS], ...] = p(lambda v: len(set(v)) == len(v), "must list each augmentation once")

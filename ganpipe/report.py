@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import GanpipeError
+from .compare import changed_params as compare_changed_params
 from .compare import metric_frame, metric_order
 from .evaluation import PROTOCOL_KEYS
 from .io import write_bytes
@@ -114,9 +115,14 @@ def reference(run: Run, which: str, name: str) -> float | None:
 
 
 def changed_params(runs: list[Run]) -> dict[str, list]:
+    """key -> each run's value, for the params that differ between ``runs`` (``compare.changed_params``
+    decides, as for ``ganpipe compare``'s tables)."""
+    import pandas as pd
+
     flat = [_flat(r.params) for r in runs]
-    keys = sorted(set().union(*flat))
-    return {k: [f.get(k) for f in flat] for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1}
+    frame = pd.DataFrame(flat)
+    frame.attrs["params"] = sorted(frame.columns)
+    return {k: [f.get(k) for f in flat] for k in compare_changed_params(frame)}
 
 
 def _png(fig) -> bytes:

@@ -50,8 +50,7 @@ def score(samples: str | os.PathLike, repo: str | os.PathLike = ".") -> dict:
         for need in (CLASSIFIER, STATS):
             if not (repo / need).is_file():
                 raise DataError(f"{repo / need}: not found; run `dvc repro features` (or `dvc pull`) first")
-    seeds.seed_tf(seed)  # as the evaluate stage computes them
-    numerics = seeds.exact_float32()
+    numerics = seeds.exact_inference(seed)  # as the evaluate stage computes them
     extractor, real = open_extractor(cfg.extractor, repo / CLASSIFIER, repo / STATS, repo / TEST, cfg.batch_size)
     height, channels = real.image_shape[0], real.image_shape[2]
     x = load_any_samples(samples, height, channels)

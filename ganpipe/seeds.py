@@ -50,13 +50,16 @@ def seed_tf(seed: int, deterministic: bool = True) -> None:
     tf_config.enable_op_determinism() if deterministic else tf_config.disable_op_determinism()
 
 
-def exact_float32() -> dict:
-    """Full float32 for the stages whose numbers are compared across runs and machines (features, generate,
-    evaluate): TensorFlow runs float32 matmuls and convolutions in TF32 (a 10-bit mantissa) by default on
-    Ampere and later NVIDIA GPUs, so features and samples would differ from the CPU's in the third digit
-    and between GPU models. Returns what the evaluate stage records in its protocol."""
+def exact_inference(seed: int) -> dict:
+    """:func:`seed_tf` with op determinism, in full float32, for the stages whose numbers are compared
+    across runs and machines (features, generate, evaluate): TensorFlow runs float32 matmuls and
+    convolutions in TF32 (a 10-bit mantissa) by default on Ampere and later NVIDIA GPUs, so features and
+    samples would differ from the CPU's in the third digit and between GPU models. Returns the numerics
+    the evaluate stage records in its protocol, as TensorFlow reports them."""
     import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
 
+    seed_tf(seed, deterministic=True)
     tf.config.experimental.enable_tensor_float_32_execution(False)
     return {"tf32": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
-            "op_determinism": True}
+            "op_determinism": bool(tf_config.is_op_determinism_enabled())}

@@ -46,6 +46,7 @@ class Plan:
     total_steps: int
     eval_steps: int  # steps between quality evaluations; 0 = none
     checkpoint_steps: int  # steps between checkpoints (besides every epoch's end)
+    planned_steps: int = 0  # the run's length before train.max_steps: what train.lr_schedule decays over
 
     def segment_end(self, step: int) -> int:
         """Where the segment starting at ``step`` ends: the next evaluation, checkpoint, epoch end or the
@@ -63,11 +64,10 @@ def plan(n_images: int, cfg: P.Train) -> Plan:
     spe = n_images // cfg.batch_size
     if spe < 1:
         raise GanpipeError(f"train.batch_size: {cfg.batch_size} is larger than the {n_images} training images")
-    total = spe * cfg.epochs if cfg.epochs is not None else math.ceil(cfg.kimg * 1000 / cfg.batch_size)
-    if cfg.max_steps is not None:
-        total = min(total, cfg.max_steps)
+    planned = spe * cfg.epochs if cfg.epochs is not None else math.ceil(cfg.kimg * 1000 / cfg.batch_size)
+    total = min(planned, cfg.max_steps) if cfg.max_steps is not None else planned
     eval_steps = max(1, round(cfg.eval_every * 1000 / cfg.batch_size)) if cfg.eval_every else 0
-    return Plan(spe, total, eval_steps, cfg.checkpoint_every)
+    return Plan(spe, total, eval_steps, cfg.checkpoint_every, planned)
 
 
 # -------------------------------------------------------------------------------------- the steps
@@ -157,8 +157,10 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
     policy = keras.mixed_precision.global_policy()
     configure_tf(train_cfg, seed, second_order=losses.second_order(model_cfg))
     try:
-        gan = build_gan(model_cfg, train_cfg, x.shape[1], x.shape[3], num_classes, strategy, seed=seed)
-        prov = provenance(model_cfg, train_cfg, seed, data_digest, quality.digest() if quality else "")
+        gan = build_gan(model_cfg, train_cfg, x.shape[1], x.shape[3], num_classes, strategy, seed=seed,
+                        schedule_steps=pl.planned_steps)
+        prov = provenance(model_cfg, train_cfg, seed, data_digest, quality.digest() if quality else "",
+                          schedule_steps=pl.planned_steps)
         ckpt = start_or_resume(gan, ckpt_path, prov, pl.total_steps, log)
         if train_cfg.strategy == "multi_worker":
             check_same_start(strategy, ckpt.step)

@@ -16,7 +16,7 @@ CLASSIFIER = "models/classifier.keras"
 def main() -> None:
     base = params.load("base")
     cfg = params.load("features")
-    seeds.exact_float32()  # the real statistics in full float32, as evaluate's features of the samples
+    seeds.exact_inference(base.seed)  # the real statistics in full float32, as evaluate's features of the samples
     train, test = load_split("data/prepared/train"), load_split("data/prepared/test")
     x, y, names, xt, yt = train.x, train.y, train.class_names, test.x, test.y
     split = reference_split(cfg.reference, len(xt), cfg.feature_dim)

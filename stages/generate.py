@@ -16,8 +16,7 @@ PLOTS = "data/generated/plots"
 def main() -> None:
     base = params.load("base")
     cfg = params.load("generate")
-    seeds.seed_tf(base.seed)  # op determinism: the same samples on every run, on a GPU too
-    seeds.exact_float32()
+    seeds.exact_inference(base.seed)  # the same samples on every run, on a GPU too
     g = load_model(GENERATOR)
     info = describe(g, GENERATOR)
     x, y = generate(g, cfg.n_samples, base.seed, cfg.batch_size, path=GENERATOR)

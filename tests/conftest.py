@@ -190,7 +190,7 @@ def set_params(repo: Path, section: str, **values) -> None:
 
 TINY_MODEL = dict(arch="dcgan", loss="ns", latent_dim=16, g_width=16, d_width=16, spectral_norm=False,
                   conditional=False, gp_weight=10.0, r1_gamma=0.0, r2_gamma=0.0, reg_interval=16, critic_steps=1)
-TINY_TRAIN = dict(batch_size=32, epochs=2, kimg=None, max_steps=None, g_lr=2e-4, d_lr=2e-4, beta1=0.5, beta2=0.999,
+TINY_TRAIN = dict(batch_size=32, epochs=2, kimg=None, max_steps=None, g_lr=2e-4, d_lr=2e-4, beta1=0.5, beta2=0.999, lr_schedule="constant",
                   ema_decay=0.99, ema_rampup=0.05, augment=[], augment_p=1.0, ada_target=0.6, ada_kimg=100.0,
                   checkpoint_every=10, eval_every=0.0, eval_samples=2000, keep="last", strategy="default",
                   precision="float32", jit_compile=False, steps_per_execution=1, deterministic=True, sample_grid=4)

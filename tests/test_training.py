@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import keras
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from ganpipe import build, checkpoint, feed, training
+from ganpipe.errors import GanpipeError
 from ganpipe.gan import ema_update
 from ganpipe.saving import load_model
 from tests.conftest import tiny_cfgs
@@ -202,8 +204,6 @@ def test_lazy_r1_and_r2_train_resume_exactly_and_log_their_curves(tmp_path, smal
 
 
 def test_gradient_penalties_under_float16_are_refused():
-    from ganpipe.errors import GanpipeError
-
     x = np.zeros((64, 28, 28, 1), np.uint8)
     mc, tc = tiny_cfgs({"r1_gamma": 1.0}, {"precision": "mixed_float16"})
     with pytest.raises(GanpipeError, match=r"model.r1_gamma/r2_gamma: .*mixed_bfloat16"):
@@ -211,8 +211,6 @@ def test_gradient_penalties_under_float16_are_refused():
 
 
 def test_conditional_needs_labels(tmp_path, small_data):
-    from ganpipe.errors import GanpipeError
-
     x, _ = small_data
     mc, tc = tiny_cfgs({"conditional": True})
     with pytest.raises(GanpipeError, match="model.conditional"):
@@ -373,3 +371,38 @@ def test_training_on_the_cpu_beside_an_nvidia_driver_is_announced():
     assert build.cpu_fallback_warning(["/device:CPU:0"], driver=False) is None
     assert build.cpu_fallback_warning(["/job:localhost/replica:0/task:0/device:GPU:0"], driver=True) is None
     assert build.cpu_fallback_warning(build.train_devices(None)) is None  # this machine: no driver, no GPU
+
+
+def test_lr_schedule_decays_from_the_step_counter_over_the_planned_length(tmp_path, small_data):
+    """``train.lr_schedule: linear`` runs both optimizers at lr x (1 - step / planned steps): a run cut by
+    max_steps and resumed is the uninterrupted run, byte for byte (max_steps does not shorten the schedule),
+    it trains other weights than the constant schedule, and a longer planned run (another decay) does not
+    resume a shorter one's checkpoint."""
+    import tensorflow as tf
+
+    assert [float(build.lr_factor("linear", s, 8)) for s in (0, 2, 8, 9)] == [1.0, 0.75, 0.0, 0.0]
+    assert float(build.lr_factor("cosine", 4, 8)) == pytest.approx(0.5)
+    assert float(build.lr_factor("cosine", 2, 8)) == pytest.approx(0.5 + 0.5 * math.cos(math.pi / 4))
+    assert float(build.lr_factor("constant", 5, 8)) == 1.0
+
+    mc, tc = tiny_cfgs(train={"lr_schedule": "linear", "g_lr": 1e-3})
+    build.configure_tf(tc, 0)
+    gan = build.build_gan(mc, tc, 28, 1, 10, seed=0, schedule_steps=16)
+    gan.step.assign(4)
+    assert float(tf.convert_to_tensor(gan.g_optimizer.learning_rate)) == pytest.approx(1e-3 * 0.75)
+    assert float(tf.convert_to_tensor(gan.d_optimizer.learning_rate)) == pytest.approx(2e-4 * 0.75)
+    with pytest.raises(GanpipeError, match="train.lr_schedule"):
+        build.build_gan(mc, tc, 28, 1, 10, seed=0)
+
+    linear = {"lr_schedule": "linear"}
+    run_train(tmp_path / "full", small_data, train=linear)  # 2 epochs of 8 steps
+    run_train(tmp_path / "cut", small_data, train=linear | {"max_steps": 5})
+    resumed, _ = run_train(tmp_path / "cut", small_data, train=linear)
+    assert resumed["resumed_from_step"] == 5
+    for name in ("models/generator.keras", "models/discriminator.keras", "live/plots/metrics/g_loss.tsv"):
+        assert digest(tmp_path / "full" / name) == digest(tmp_path / "cut" / name), name
+    run_train(tmp_path / "constant", small_data)
+    assert digest(tmp_path / "full/models/generator.keras") != digest(tmp_path / "constant/models/generator.keras")
+    longer, log = run_train(tmp_path / "full", small_data, train=linear | {"epochs": 3})
+    assert longer["resumed_from_step"] == 0
+    assert any("train.schedule_steps: 16 there, 24 now" in m for m in log), log
