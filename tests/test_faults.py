@@ -85,11 +85,17 @@ class _Stderr:
             self.text += chunk.decode(errors="replace")
 
     def wait_for(self, needle: str, timeout: float) -> None:
+        import re
+
+        self.wait_for_match(re.escape(needle), timeout)
+
+    def wait_for_match(self, pattern: str, timeout: float) -> None:
+        import re
         import time
 
         deadline = time.monotonic() + timeout
-        while needle not in self.text:
-            assert time.monotonic() < deadline, f"{needle!r} never appeared: {self.text[-500:]!r}"
+        while not re.search(pattern, self.text):
+            assert time.monotonic() < deadline, f"{pattern!r} never matched: {self.text[-500:]!r}"
             time.sleep(0.05)
 
     def done(self) -> str:
@@ -112,7 +118,7 @@ def test_ctrl_c_or_sigterm_in_prepares_worker_pool_leaves_no_worker_and_no_outpu
     rng = np.random.default_rng(0)
     for c in range(3):
         (tmp_path / "imgs" / f"c{c}").mkdir(parents=True)
-        for i in range(1500):
+        for i in range(3000):  # seconds of decoding: the signal lands mid-pool on a busy machine too
             Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)).save(tmp_path / "imgs" / f"c{c}" / f"{i}.png")
     work = tmp_path / "w"
     work.mkdir()
@@ -122,7 +128,9 @@ def test_ctrl_c_or_sigterm_in_prepares_worker_pool_leaves_no_worker_and_no_outpu
     proc = subprocess.Popen([sys.executable, str(REPO / "stages/prepare.py")], cwd=work, stderr=subprocess.PIPE,
                             env=os.environ | {"PYTHONPATH": str(REPO)}, start_new_session=True)
     err = _Stderr(proc)
-    err.wait_for("img/s", 120)  # decoding in the pool
+    err.wait_for("img/s", 120)
+    err.wait_for_match(r"\| *[1-9]\d*/9000 ", 120)  # the pool has decoded a first chunk, not all of them
+    assert "9000/9000" not in err.text, err.text[-300:]
     workers = psutil.Process(proc.pid).children(recursive=True)
     assert len(workers) >= 2, workers  # the forkserver and its pool
     if sig == "SIGINT":
