@@ -2,7 +2,8 @@
 
 Sets (32x32 RGB, built here, nothing downloaded): ``shapes`` (coloured shapes on striped gradients,
 ``data_efficiency.shapes``) and ``photos`` (odd-sized crops of the photographs scikit-image ships,
-``data_efficiency.photo_crops``), each at ``--sizes`` training images. Recipes are ``model``/``train``
+``data_efficiency.photo_crops``), each at ``--sizes`` training images; ``fmnist`` (28x28 grey: stratified
+subsets of Fashion-MNIST's train split, scored with the ``features`` stage's classifier and real statistics). Recipes are ``model``/``train``
 overrides on top of ``params.yaml`` (:data:`RECIPES`; ``default`` is params.yaml as it is, ``v1`` the
 defaults before R1 and spectral normalisation were considered, ``sn-r1`` spectral normalisation in D
 with lazy R1 at gamma 0.1). Cells run in the order
@@ -41,6 +42,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 RECIPES = {
     "default": ({}, {}),
+    # the defaults before `auto` (session 12): DCGAN's Adam 2e-4, no spectral normalisation, at any size
+    "lr2e-4": ({"spectral_norm": False}, {"d_lr": 2e-4, "g_lr": 2e-4}),
     "v1": ({"spectral_norm": False, "r1_gamma": 0.0, "r2_gamma": 0.0},
            {"beta1": 0.5, "beta2": 0.999, "augment_p": "adaptive"}),
     "sn-r1": ({"spectral_norm": True, "r1_gamma": 0.1}, {}),  # the best short-run candidate (README)
@@ -92,6 +95,8 @@ def prepare(kind: str, sizes: list[int], n: int, work: Path) -> None:
     import data_efficiency as de
     from ganpipe.io import save_npz
 
+    if kind == "fmnist":  # subsets of Fashion-MNIST's train split, scored by the pipeline's own classifier
+        return prepare_fmnist(sizes, n, work)
     for size in sizes:
         if not (work / f"{kind}-{size}.npz").exists():
             x, y = make_set(kind, size, SEEDS["train"] + size)
@@ -101,6 +106,31 @@ def prepare(kind: str, sizes: list[int], n: int, work: Path) -> None:
         cx, cy = make_set(kind, 10000, SEEDS["classifier"])
         tx, ty = make_set(kind, 5000, SEEDS["test"])
         de._classifier(cx, cy, tx, ty, work, kind, 0)
+
+
+def prepare_fmnist(sizes: list[int], n: int, work: Path) -> None:
+    """``fmnist-N``: N train images (stratified); floor: ``n`` other train images; classifier and real
+    statistics: the ``features`` stage's outputs (``dvc repro features`` first), on the 10,000 test images."""
+    from ganpipe.decoders import load_fashion_mnist
+    from ganpipe.io import save_npz
+    from ganpipe.transforms import stratified_choice
+
+    for path in ("models/classifier.keras", "data/features/real_stats.npz"):
+        if not (REPO / path).exists():
+            raise SystemExit(f"error: {path} is missing: run `dvc repro features` first")
+    fm = load_fashion_mnist().train
+    x, y = fm.x, fm.y.astype(np.int64)
+    rest = np.ones(len(x), bool)
+    for size in sizes:
+        idx = stratified_choice(y, len(x), size, np.random.default_rng(SEEDS["train"] + size))
+        rest[idx] = False
+        if not (work / f"fmnist-{size}.npz").exists():
+            save_npz(work / f"fmnist-{size}.npz", x=x[idx], y=y[idx])
+    if not (work / "fmnist-classifier.keras").exists():
+        floor = np.random.default_rng(SEEDS["floor"]).permutation(np.flatnonzero(rest))[:n]
+        save_npz(work / "fmnist-floor.npz", x=x[floor])
+        shutil.copy(REPO / "models/classifier.keras", work / "fmnist-classifier.keras")
+        shutil.copy(REPO / "data/features/real_stats.npz", work / "fmnist-real_stats.npz")
 
 
 def run_cell(a) -> None:
@@ -157,7 +187,7 @@ def run_cell(a) -> None:
         evals = checkpoint.read_checkpoint(out / "ckpt" / checkpoint.CHECKPOINT)[0].evals
         curve = [[e["step"] * tc.batch_size / 1000, (e["fd_clf"] - c_floor) / (c_ceiling - c_floor)] for e in evals]
     grid = image_grid(samples[:64], 8)
-    Image.fromarray(grid).save(out / "grid.png")
+    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(out / "grid.png")
     write_json(work / "cells" / f"{name}.json", {
         "set": a.set, "size": a.size, "recipe": a.recipe, "seed": a.seed, "kimg": a.kimg, "width": a.width,
         "fd": fd, "nfd": norm(fd), "nfd_ci95": [norm(lo), norm(hi)], "floor": floor, "ceiling": ceiling,

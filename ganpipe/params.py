@@ -249,7 +249,7 @@ class Model:
     latent_dim: int = p(lambda v: 1 <= v <= 4096, "must be in [1, 4096]")
     g_width: int = p(lambda v: 4 <= v <= 2048, "must be in [4, 2048]")
     d_width: int = p(lambda v: 4 <= v <= 2048, "must be in [4, 2048]")
-    spectral_norm: bool = p()
+    spectral_norm: Literal["auto"] | bool = p()
     conditional: bool = p()
     gp_weight: float = p(lambda v: v >= 0, "must be >= 0")
     r1_gamma: float = p(lambda v: 0 <= v <= 1e4, "must be in [0, 1e4]")
@@ -267,8 +267,8 @@ class Train:
     epochs: int | None = p(lambda v: 1 <= v <= 100000, "must be in [1, 100000] or null")
     kimg: float | None = p(lambda v: 0 < v <= 1e7, "must be in (0, 1e7] or null")
     max_steps: int | None = p(lambda v: v >= 1, "must be >= 1 or null")
-    g_lr: float = p(lambda v: 0 < v < 1, "must be in (0, 1)")
-    d_lr: float = p(lambda v: 0 < v < 1, "must be in (0, 1)")
+    g_lr: Literal["auto"] | float = p(lambda v: v == "auto" or 0 < v < 1, "must be 'auto' or in (0, 1)")
+    d_lr: Literal["auto"] | float = p(lambda v: v == "auto" or 0 < v < 1, "must be 'auto' or in (0, 1)")
     beta1: float = p(lambda v: 0 <= v < 1, "must be in [0, 1)")
     beta2: float = p(lambda v: 0 <= v < 1, "must be in [0, 1)")
     lr_schedule: Literal["constant", "linear", "cosine"] = p()
@@ -299,6 +299,32 @@ class Train:
         if self.keep == "best" and self.eval_every == 0:
             return "keep", "best needs quality evaluations during training (train.eval_every > 0)"
         return None
+
+
+SMALL_DATA = 10_000  # train images below which the ``auto`` params take their small-data values
+# ``auto`` params: (value below SMALL_DATA train images, value from there on). Below: Adam at 1e-3 with spectral
+# normalisation in D (on 1,000 RGB images a quarter of the defaults' nFD at 300 kimg); from there on DCGAN's
+# 2e-4 without it (Fashion-MNIST's 60,000: half the FD of the small-data values). docs/training.md, "auto".
+AUTO = {("model", "spectral_norm"): (True, False), ("train", "g_lr"): (1e-3, 2e-4), ("train", "d_lr"): (1e-3, 2e-4)}
+
+
+def unresolved(model_cfg: Model, train_cfg: Train) -> list[str]:
+    """The :data:`AUTO` keys still ``auto`` in these configs."""
+    cfgs = {"model": model_cfg, "train": train_cfg}
+    return [f"{section}.{key}" for section, key in AUTO if getattr(cfgs[section], key) == "auto"]
+
+
+def resolve_auto(model_cfg: Model, train_cfg: Train, n_train: int) -> tuple[Model, Train, dict]:
+    """The configs with every ``auto`` of :data:`AUTO` replaced by its value for ``n_train`` training images,
+    and those values by ``section.key`` (empty when nothing was ``auto``)."""
+    cfgs = {"model": model_cfg, "train": train_cfg}
+    resolved = {}
+    for (section, key), (small, large) in AUTO.items():
+        if getattr(cfgs[section], key) == "auto":
+            value = small if n_train < SMALL_DATA else large
+            cfgs[section] = dataclasses.replace(cfgs[section], **{key: value})
+            resolved[f"{section}.{key}"] = value
+    return cfgs["model"], cfgs["train"], resolved
 
 
 @section("features")

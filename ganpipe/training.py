@@ -146,6 +146,10 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
     the generator and D to ``models_dir``, the summary to ``metrics_path``, DVCLive's logs to ``live_dir``.
     ``quality``: a ``ganpipe.tracking.QualityTracker`` for the evaluations every ``train.eval_every`` kimg
     (needed when that is not 0)."""
+    model_cfg, train_cfg, auto = P.resolve_auto(model_cfg, train_cfg, len(x))
+    if auto:
+        log(f"train: auto params for {len(x):,} train images ({'<' if len(x) < P.SMALL_DATA else '>='} {P.SMALL_DATA:,}): "
+            + ", ".join(f"{k} {str(v).lower()}" for k, v in auto.items()))
     check_inputs(x, y, num_classes, model_cfg, train_cfg, quality)
     pl = plan(len(x), train_cfg)
     quality = quality if train_cfg.eval_every else None
@@ -182,7 +186,7 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
             wall = time.perf_counter() - t0
             sync_batch_norm([gan.generator, gan.discriminator], on=False)
             kept = export(gan, ckpt, final, train_cfg.keep, Path(models_dir))
-            metrics = summary(pl, train_cfg, ckpt, kept, resumed_from, wall, final) | {"devices": devices}
+            metrics = summary(pl, train_cfg, ckpt, kept, resumed_from, wall, final) | {"devices": devices, "auto": auto}
             write_json(metrics_path, metrics)
     finally:
         keras.mixed_precision.set_global_policy(policy)

@@ -126,6 +126,8 @@ def test_kimg_gives_the_same_training_to_any_dataset_size():
     ({"augment_p": "sometimes"}, "train.augment_p: must be 'adaptive' or float"),
     ({"augment": ["hue"]}, "train.augment: must be a list of"),
     ({"keep": "best", "eval_every": 0.0}, "train.keep: best needs quality evaluations"),
+    ({"g_lr": "fast"}, "train.g_lr: must be 'auto' or float"),
+    ({"d_lr": 0.0}, "train.d_lr: must be 'auto' or in "),
 ])
 def test_bad_train_params_name_the_key(train, key):
     with pytest.raises(ParamsError, match=key.replace("(", r"\(")):
@@ -137,6 +139,23 @@ def test_defaults_are_sensible_for_small_data():
     assert t.kimg is not None and t.epochs is None  # the same amount of training on 500 or 60,000 images
     assert t.ema_rampup is not None and t.augment_p == "adaptive" and t.augment
     assert t.eval_every > 0 and t.keep == "best"
+
+
+def test_auto_params_take_the_small_data_recipe_below_the_threshold_and_keep_explicit_values():
+    d = default_params()
+    mc, tc = params.from_dict(params.Model, d["model"]), params.from_dict(params.Train, d["train"])
+    assert params.unresolved(mc, tc) == ["model.spectral_norm", "train.g_lr", "train.d_lr"]  # the committed defaults
+    small_m, small_t, small = params.resolve_auto(mc, tc, params.SMALL_DATA - 1)
+    large_m, large_t, large = params.resolve_auto(mc, tc, params.SMALL_DATA)
+    assert small == {"model.spectral_norm": True, "train.g_lr": 1e-3, "train.d_lr": 1e-3}
+    assert (small_m.spectral_norm, small_t.g_lr, small_t.d_lr) == (True, 1e-3, 1e-3)
+    assert (large_m.spectral_norm, large_t.g_lr, large_t.d_lr) == (False, 2e-4, 2e-4)  # Fashion-MNIST's 60,000
+    assert params.unresolved(small_m, small_t) == [] and small_t.beta1 == tc.beta1  # nothing else changes
+    explicit = params.from_dict(params.Train, d["train"] | {"g_lr": 5e-4})
+    _, t, resolved = params.resolve_auto(mc, explicit, 500)
+    assert t.g_lr == 5e-4 and "train.g_lr" not in resolved and t.d_lr == 1e-3
+    with pytest.raises(Exception, match=r"model.spectral_norm: auto is resolved from the training data's size"):
+        build.build_gan(mc, tc, 28, 1, 10, seed=0)
 
 
 def test_yaml_11_exponent_floats_are_accepted():
@@ -229,9 +248,12 @@ def test_a_short_run_with_the_defaults_on_a_few_hundred_images_is_far_from_untra
 
     x, y = fashion_slice[0][:400, ..., None], fashion_slice[1][:400]
     defaults = default_params()["train"] | {"kimg": 200 * 64 / 1000, "checkpoint_every": 1000}
-    m, _, tracker = _train(tmp_path, x, y, quality_files, model={"g_width": 32, "d_width": 32, "latent_dim": 64},
-                           train=defaults, eval_samples=1000)
+    model = {"g_width": 32, "d_width": 32, "latent_dim": 64, "spectral_norm": default_params()["model"]["spectral_norm"]}
+    m, log, tracker = _train(tmp_path, x, y, quality_files, model=model, train=defaults, eval_samples=1000)
     assert m["steps"] == 200
+    assert m["auto"] == {"model.spectral_norm": True, "train.g_lr": 1e-3, "train.d_lr": 1e-3}  # 400 images: small data
+    assert any(msg.startswith("train: auto params for 400 train images (< 10,000): model.spectral_norm true")
+               for msg in log), log
     g = load_model(tmp_path / "models/generator.keras")
     trained = tracker(g)[tracker.fd_key]
     ceiling = tracker(untrained_like(g, 0))[tracker.fd_key]
