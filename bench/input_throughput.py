@@ -61,7 +61,7 @@ def main() -> None:
     x, y = raw.train.x, raw.train.y.astype(np.int32)
     mc = params.load("model", REPO / "params.yaml")
     tc = params.load("train", REPO / "params.yaml")
-    mc, tc, _ = params.resolve_auto(mc, tc, len(x))
+    mc, tc, _ = params.resolve_auto(mc, tc, 1)  # Fashion-MNIST: grey
     build.configure_tf(tc, 0)
     gan = build.build_gan(mc, tc, 28, 1, 10, seed=0)
     spec = gan.noise_spec()

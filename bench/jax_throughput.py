@@ -135,7 +135,7 @@ def main():
     args = ap.parse_args()
     p = params.read_params_file(REPO / "params.yaml")
     mc, tc = params.from_dict(params.Model, p["model"]), params.from_dict(params.Train, p["train"])
-    mc, tc, _ = params.resolve_auto(mc, tc, 60000)  # the 28x28 grey steps stand for Fashion-MNIST's train split
+    mc, tc, _ = params.resolve_auto(mc, tc, 1)  # the 28x28 grey steps of Fashion-MNIST
     dev = jax.devices()[0]
     peaks = {"float32": matmul_peak(jnp.float32, args.peak_n), "mixed_bfloat16": matmul_peak(jnp.bfloat16, args.peak_n)}
     print(f"device: {dev.device_kind} ({dev.platform}), jax {jax.__version__}, keras {keras.__version__} (backend "

@@ -48,7 +48,7 @@ class Ours:
         p = params.read_params_file(REPO / "params.yaml")
         self.mc = params.from_dict(params.Model, p["model"])
         self.tc = params.from_dict(params.Train, p["train"])
-        self.mc, self.tc, _ = params.resolve_auto(self.mc, self.tc, len(x))
+        self.mc, self.tc, _ = params.resolve_auto(self.mc, self.tc, x.shape[3])
         build.configure_tf(self.tc, seed, second_order=losses.second_order(self.mc))
         self.gan = build.build_gan(self.mc, self.tc, x.shape[1], x.shape[3], num_classes, seed=seed)
         self.x, self.y, self.seed, self.chunk = x, y.astype(np.int32), seed, chunk

@@ -49,7 +49,7 @@ def build_gan(model_cfg: P.Model, train_cfg: P.Train, size: int, channels: int, 
     its steps' random draws; ``schedule_steps``: the planned length a decaying ``train.lr_schedule``
     reaches 0 at (``training.Plan.planned_steps``). ``auto`` params must be resolved (:func:`ganpipe.params.resolve_auto`)."""
     if auto := P.unresolved(model_cfg, train_cfg):
-        raise GanpipeError(f"{auto[0]}: auto is resolved from the training data's size (params.resolve_auto) "
+        raise GanpipeError(f"{auto[0]}: auto is resolved from the training data's channels (params.resolve_auto) "
                            "before the GAN is built")
     if train_cfg.lr_schedule != "constant" and not schedule_steps:
         raise GanpipeError(f"train.lr_schedule: {train_cfg.lr_schedule} needs the run's planned length")

@@ -301,10 +301,10 @@ class Train:
         return None
 
 
-SMALL_DATA = 10_000  # train images below which the ``auto`` params take their small-data values
-# ``auto`` params: (value below SMALL_DATA train images, value from there on). Below: Adam at 1e-3 with spectral
-# normalisation in D (on 1,000 RGB images a quarter of the defaults' nFD at 300 kimg); from there on DCGAN's
-# 2e-4 without it (Fashion-MNIST's 60,000: half the FD of the small-data values). docs/training.md, "auto".
+# ``auto`` params: (value for RGB images, value for grey ones). RGB: Adam at 1e-3 with spectral normalisation in D
+# (on 1,000 RGB shapes a quarter of the DCGAN values' nFD at 300 kimg: they collapse to a few colour modes);
+# grey: DCGAN's 2e-4 without it (about half the FD of the RGB values on Fashion-MNIST at 1,000 and 60,000
+# images). docs/training.md, "auto".
 AUTO = {("model", "spectral_norm"): (True, False), ("train", "g_lr"): (1e-3, 2e-4), ("train", "d_lr"): (1e-3, 2e-4)}
 
 
@@ -314,14 +314,14 @@ def unresolved(model_cfg: Model, train_cfg: Train) -> list[str]:
     return [f"{section}.{key}" for section, key in AUTO if getattr(cfgs[section], key) == "auto"]
 
 
-def resolve_auto(model_cfg: Model, train_cfg: Train, n_train: int) -> tuple[Model, Train, dict]:
-    """The configs with every ``auto`` of :data:`AUTO` replaced by its value for ``n_train`` training images,
-    and those values by ``section.key`` (empty when nothing was ``auto``)."""
+def resolve_auto(model_cfg: Model, train_cfg: Train, channels: int) -> tuple[Model, Train, dict]:
+    """The configs with every ``auto`` of :data:`AUTO` replaced by its value for images of ``channels``
+    channels (3: RGB, 1: grey), and those values by ``section.key`` (empty when nothing was ``auto``)."""
     cfgs = {"model": model_cfg, "train": train_cfg}
     resolved = {}
-    for (section, key), (small, large) in AUTO.items():
+    for (section, key), (rgb, grey) in AUTO.items():
         if getattr(cfgs[section], key) == "auto":
-            value = small if n_train < SMALL_DATA else large
+            value = rgb if channels == 3 else grey
             cfgs[section] = dataclasses.replace(cfgs[section], **{key: value})
             resolved[f"{section}.{key}"] = value
     return cfgs["model"], cfgs["train"], resolved

@@ -146,9 +146,9 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
     the generator and D to ``models_dir``, the summary to ``metrics_path``, DVCLive's logs to ``live_dir``.
     ``quality``: a ``ganpipe.tracking.QualityTracker`` for the evaluations every ``train.eval_every`` kimg
     (needed when that is not 0)."""
-    model_cfg, train_cfg, auto = P.resolve_auto(model_cfg, train_cfg, len(x))
+    model_cfg, train_cfg, auto = P.resolve_auto(model_cfg, train_cfg, x.shape[3])
     if auto:
-        log(f"train: auto params for {len(x):,} train images ({'<' if len(x) < P.SMALL_DATA else '>='} {P.SMALL_DATA:,}): "
+        log(f"train: auto params for {'RGB' if x.shape[3] == 3 else 'grey'} images: "
             + ", ".join(f"{k} {str(v).lower()}" for k, v in auto.items()))
     check_inputs(x, y, num_classes, model_cfg, train_cfg, quality)
     pl = plan(len(x), train_cfg)

@@ -118,8 +118,10 @@ def test_ctrl_c_or_sigterm_in_prepares_worker_pool_leaves_no_worker_and_no_outpu
     rng = np.random.default_rng(0)
     for c in range(3):
         (tmp_path / "imgs" / f"c{c}").mkdir(parents=True)
-        for i in range(3000):  # seconds of decoding: the signal lands mid-pool on a busy machine too
-            Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)).save(tmp_path / "imgs" / f"c{c}" / f"{i}.png")
+        first = tmp_path / "imgs" / f"c{c}" / "0.png"
+        Image.fromarray(rng.integers(0, 256, (320, 288, 3), dtype=np.uint8)).save(first)
+        for i in range(1, 3000):  # links to one large noisy PNG: quick to write, tens of seconds to decode,
+            os.link(first, first.with_name(f"{i}.png"))  # so the signal lands mid-pool on a busy machine too
     work = tmp_path / "w"
     work.mkdir()
     params = default_params()

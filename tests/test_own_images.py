@@ -87,6 +87,8 @@ def test_a_folder_of_300_odd_sized_photos_runs_with_only_the_source_set(dvc_repo
     data = json.loads((dvc_repo / "metrics/data.json").read_text())
     assert data["image_shape"] == [32, 32, 3] and data["train"]["count"] + data["test"]["count"] == 300
     assert data["test"]["count"] == 60  # too few alone for 128-dimensional features
+    train = json.loads((dvc_repo / "metrics/train.json").read_text())
+    assert train["auto"] == {"model.spectral_norm": True, "train.g_lr": 0.001, "train.d_lr": 0.001}  # RGB's recipe
     ev = json.loads((dvc_repo / "metrics/eval.json").read_text())
     fd, kid = ev["fd_clf"], ev["kid_clf_mean"]
     assert np.isfinite(fd) and fd > 0 and np.isfinite(kid)

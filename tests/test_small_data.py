@@ -141,20 +141,20 @@ def test_defaults_are_sensible_for_small_data():
     assert t.eval_every > 0 and t.keep == "best"
 
 
-def test_auto_params_take_the_small_data_recipe_below_the_threshold_and_keep_explicit_values():
+def test_auto_params_take_the_rgb_recipe_for_colour_and_dcgans_for_grey_and_keep_explicit_values():
     d = default_params()
     mc, tc = params.from_dict(params.Model, d["model"]), params.from_dict(params.Train, d["train"])
     assert params.unresolved(mc, tc) == ["model.spectral_norm", "train.g_lr", "train.d_lr"]  # the committed defaults
-    small_m, small_t, small = params.resolve_auto(mc, tc, params.SMALL_DATA - 1)
-    large_m, large_t, large = params.resolve_auto(mc, tc, params.SMALL_DATA)
-    assert small == {"model.spectral_norm": True, "train.g_lr": 1e-3, "train.d_lr": 1e-3}
-    assert (small_m.spectral_norm, small_t.g_lr, small_t.d_lr) == (True, 1e-3, 1e-3)
-    assert (large_m.spectral_norm, large_t.g_lr, large_t.d_lr) == (False, 2e-4, 2e-4)  # Fashion-MNIST's 60,000
-    assert params.unresolved(small_m, small_t) == [] and small_t.beta1 == tc.beta1  # nothing else changes
+    rgb_m, rgb_t, rgb = params.resolve_auto(mc, tc, 3)
+    grey_m, grey_t, grey = params.resolve_auto(mc, tc, 1)
+    assert rgb == {"model.spectral_norm": True, "train.g_lr": 1e-3, "train.d_lr": 1e-3}
+    assert (rgb_m.spectral_norm, rgb_t.g_lr, rgb_t.d_lr) == (True, 1e-3, 1e-3)
+    assert (grey_m.spectral_norm, grey_t.g_lr, grey_t.d_lr) == (False, 2e-4, 2e-4)  # Fashion-MNIST as before
+    assert params.unresolved(rgb_m, rgb_t) == [] and rgb_t.beta1 == tc.beta1  # nothing else changes
     explicit = params.from_dict(params.Train, d["train"] | {"g_lr": 5e-4})
-    _, t, resolved = params.resolve_auto(mc, explicit, 500)
+    _, t, resolved = params.resolve_auto(mc, explicit, 3)
     assert t.g_lr == 5e-4 and "train.g_lr" not in resolved and t.d_lr == 1e-3
-    with pytest.raises(Exception, match=r"model.spectral_norm: auto is resolved from the training data's size"):
+    with pytest.raises(Exception, match=r"model.spectral_norm: auto is resolved from the training data's channels"):
         build.build_gan(mc, tc, 28, 1, 10, seed=0)
 
 
@@ -251,9 +251,8 @@ def test_a_short_run_with_the_defaults_on_a_few_hundred_images_is_far_from_untra
     model = {"g_width": 32, "d_width": 32, "latent_dim": 64, "spectral_norm": default_params()["model"]["spectral_norm"]}
     m, log, tracker = _train(tmp_path, x, y, quality_files, model=model, train=defaults, eval_samples=1000)
     assert m["steps"] == 200
-    assert m["auto"] == {"model.spectral_norm": True, "train.g_lr": 1e-3, "train.d_lr": 1e-3}  # 400 images: small data
-    assert any(msg.startswith("train: auto params for 400 train images (< 10,000): model.spectral_norm true")
-               for msg in log), log
+    assert m["auto"] == {"model.spectral_norm": False, "train.g_lr": 2e-4, "train.d_lr": 2e-4}  # grey images
+    assert "train: auto params for grey images: model.spectral_norm false, train.g_lr 0.0002, train.d_lr 0.0002" in log
     g = load_model(tmp_path / "models/generator.keras")
     trained = tracker(g)[tracker.fd_key]
     ceiling = tracker(untrained_like(g, 0))[tracker.fd_key]
