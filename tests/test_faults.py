@@ -127,8 +127,11 @@ def test_ctrl_c_or_sigterm_in_prepares_worker_pool_leaves_no_worker_and_no_outpu
     params = default_params()
     params["prepare"] |= {"source": f"images:{tmp_path / 'imgs'}"}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # SIG_DFL for SIGINT, as in a terminal's foreground job: a suite started from a background job (`make test &`)
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler (the stage ran to its end)
     proc = subprocess.Popen([sys.executable, str(REPO / "stages/prepare.py")], cwd=work, stderr=subprocess.PIPE,
-                            env=os.environ | {"PYTHONPATH": str(REPO)}, start_new_session=True)
+                            env=os.environ | {"PYTHONPATH": str(REPO)}, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     err = _Stderr(proc)
     err.wait_for("img/s", 120)
     err.wait_for_match(r"\| *[1-9]\d*/9000 ", 120)  # the pool has decoded a first chunk, not all of them
@@ -139,7 +142,7 @@ def test_ctrl_c_or_sigterm_in_prepares_worker_pool_leaves_no_worker_and_no_outpu
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     else:
         proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == code
+    assert proc.wait(timeout=60) == code, err.done()[-800:]
     text = err.done()
     assert text.rstrip("\n").rsplit("\n", 1)[-1] == last, text[-800:]
     assert "Traceback" not in text and "Process " not in text and "leaked" not in text, text[-800:]
