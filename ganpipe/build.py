@@ -47,7 +47,8 @@ def build_gan(model_cfg: P.Model, train_cfg: P.Train, size: int, channels: int, 
               seed: int, schedule_steps: int | None = None):
     """The compiled GAN, its variables made under ``strategy``'s scope when one is given; ``seed`` keys
     its steps' random draws; ``schedule_steps``: the planned length a decaying ``train.lr_schedule``
-    reaches 0 at (``training.Plan.planned_steps``). ``auto`` params must be resolved (:func:`ganpipe.params.resolve_auto`)."""
+    reaches 0 at (``training.Plan.planned_steps``). ``auto`` params must be resolved first
+    (:func:`ganpipe.params.resolve_auto`)."""
     if auto := P.unresolved(model_cfg, train_cfg):
         raise GanpipeError(f"{auto[0]}: auto is resolved from the training data's channels (params.resolve_auto) "
                            "before the GAN is built")
