@@ -1,8 +1,8 @@
 """Training recipes on small RGB sets: nFD against training time and kimg, recipes interleaved on one machine.
 
 Sets (32x32 RGB, built here, nothing downloaded): ``shapes`` (coloured shapes on striped gradients,
-``data_efficiency.shapes``) and ``photos`` (odd-sized crops of the photographs scikit-image ships,
-``data_efficiency.photo_crops``), each at ``--sizes`` training images; ``fmnist`` (28x28 grey: stratified
+``sets.shapes``) and ``photos`` (odd-sized crops of the photographs scikit-image ships,
+``sets.photo_crops``), each at ``--sizes`` training images; ``fmnist`` (28x28 grey: stratified
 subsets of Fashion-MNIST's train split, scored with the ``features`` stage's classifier and real
 statistics). Recipes are ``model``/``train`` overrides on top of ``params.yaml`` (:data:`RECIPES`;
 ``default`` is params.yaml as it is, ``lr2e-4`` the defaults before ``auto``, ``v1`` the
@@ -17,10 +17,11 @@ generator; a 95% bootstrap interval over generated samples. Per cell also the me
 the samples (max - min channel; the data's is printed beside it) and a sample grid PNG.
 
     .venv/bin/python bench/recipes.py [--recipes v1,default] [--sets shapes,photos] [--sizes 1000]
-        [--seeds 0,1] [--kimg 30] [--every 10] [--width 64] [--work /tmp/ganpipe-recipes] [--out bench/results]
+        [--seeds 0,1] [--kimg 30] [--every 10] [--width 64] [--jobs 1] [--work /tmp/ganpipe-recipes] [--out bench/results]
 
 Finished cells are kept (``WORK/cells/*.json``): a rerun only runs what is missing or was finished with another
-``--kimg`` or ``--every`` (that one starts afresh; an interrupted cell resumes from its checkpoint). Writes
+``--kimg``, ``--every`` or ``--width``. A cell finished with a smaller ``--kimg`` and otherwise the same settings
+trains on from its checkpoint; any other change starts it afresh; an interrupted cell resumes. Writes
 ``OUT/recipes.json`` and prints a Markdown table with the machine's CPU flags.
 """
 
@@ -88,35 +89,25 @@ def saturation(x: np.ndarray) -> float:
     return float(np.mean(x.max(-1).astype(np.float64) - x.min(-1)) / 255) if x.shape[-1] == 3 else 0.0
 
 
-def make_set(kind: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    import data_efficiency as de
-    from ganpipe.prepare import finish
-
-    if kind == "shapes":
-        return de.shapes(n, seed)
-    images, labels = de.photo_crops(n, seed)
-    return finish(images, 32, 3), labels
-
-
 CURVE_SAMPLES = 2000  # samples per in-training evaluation (--every)
 SEEDS = {"train": 10, "floor": 11, "classifier": 12, "test": 13}
 
 
 def prepare(kind: str, sizes: list[int], n: int, work: Path) -> None:
-    import data_efficiency as de
+    import sets
     from ganpipe.io import save_npz
 
     if kind == "fmnist":  # subsets of Fashion-MNIST's train split, scored by the pipeline's own classifier
         return prepare_fmnist(sizes, n, work)
     for size in sizes:
         if not (work / f"{kind}-{size}.npz").exists():
-            x, y = make_set(kind, size, SEEDS["train"] + size)
+            x, y = sets.make(kind, size, SEEDS["train"] + size)
             save_npz(work / f"{kind}-{size}.npz", x=x, y=y)
     if not (work / f"{kind}-classifier.keras").exists():
-        save_npz(work / f"{kind}-floor.npz", x=make_set(kind, n, SEEDS["floor"])[0])
-        cx, cy = make_set(kind, 10000, SEEDS["classifier"])
-        tx, ty = make_set(kind, 5000, SEEDS["test"])
-        de._classifier(cx, cy, tx, ty, work, kind, 0)
+        save_npz(work / f"{kind}-floor.npz", x=sets.make(kind, n, SEEDS["floor"])[0])
+        cx, cy = sets.make(kind, 10000, SEEDS["classifier"])
+        tx, ty = sets.make(kind, 5000, SEEDS["test"])
+        sets.classifier(cx, cy, tx, ty, work, kind, 0)
 
 
 def prepare_fmnist(sizes: list[int], n: int, work: Path) -> None:
@@ -174,6 +165,8 @@ def run_cell(a) -> None:
     tracker = QualityTracker(work / f"{a.set}-classifier.keras", work / f"{a.set}-real_stats.npz", CURVE_SAMPLES, 0)
     name = f"{a.set}-{a.size}-{a.recipe}-s{a.seed}"
     out = work / "runs" / name
+    cell = work / "cells" / f"{name}.json"
+    before = json.loads(cell.read_text())["wall_seconds"] if cell.exists() else 0.0  # a shorter finished run
     m = training.train(x, y, int(y.max()) + 1, name, mc, tc, a.seed, checkpoint_dir=out / "ckpt",
                        models_dir=out / "models", metrics_path=out / "train.json", live_dir=out / "live",
                        quality=tracker if a.every else None, progress=False, log=lambda *_: None)
@@ -199,12 +192,59 @@ def run_cell(a) -> None:
         curve = [[e["step"] * tc.batch_size / 1000, (e["fd_clf"] - c_floor) / (c_ceiling - c_floor)] for e in evals]
     grid = image_grid(samples[:64], 8)
     Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(out / "grid.png")
-    write_json(work / "cells" / f"{name}.json", {
+    write_json(cell, {
         "set": a.set, "size": a.size, "recipe": a.recipe, "seed": a.seed, "kimg": a.kimg, "width": a.width,
         "fd": fd, "nfd": norm(fd), "nfd_ci95": [norm(lo), norm(hi)], "floor": floor, "ceiling": ceiling,
-        "saturation": saturation(samples), "data_saturation": saturation(x), "wall_seconds": m["wall_seconds"],
+        "saturation": saturation(samples), "data_saturation": saturation(x),
+        # training seconds over the whole run: this run's and, when it trained on from a shorter finished one, that one's
+        "wall_seconds": m["wall_seconds"] + (before if m["resumed_from_step"] else 0.0),
         "img_per_sec": m["img_per_sec"], "augment_p": m.get("augment_p"), "grid": str(out / "grid.png"),
         "every": a.every, "nfd_curve": curve})
+
+
+def cell_path(work: Path, kind: str, size: int, recipe: str, seed: int) -> Path:
+    return work / "cells" / f"{kind}-{size}-{recipe}-s{seed}.json"
+
+
+def run_cells(a, kinds: list[str], sizes: list[int], seeds: list[int], recipes: list[str], jobs: int = 1) -> list[dict]:
+    """Every (set, size, recipe, seed) cell, run (or reused) in the order size, seed, set, recipe, ``jobs``
+    at a time: with ``jobs`` > 1 each cell gets ``cpus // jobs`` TensorFlow threads (unless
+    ``TF_NUM_INTRAOP_THREADS`` is set), so that cells started together share the machine alike. Returns
+    the cells' records in that order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    work = Path(a.work)
+    (work / "cells").mkdir(parents=True, exist_ok=True)
+    for kind in kinds:
+        prepare(kind, sizes, a.n, work)
+    env = dict(os.environ)
+    if jobs > 1:
+        env.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+        env.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    keys = [(kind, size, recipe, seed) for size in sizes for seed in seeds for kind in kinds for recipe in recipes]
+
+    def one(key) -> dict:
+        kind, size, recipe, seed = key
+        path = cell_path(work, *key)
+        done = json.loads(path.read_text()) if path.exists() else {}
+        if (done.get("kimg"), done.get("every", 0.0), done.get("width")) != (a.kimg, a.every, a.width):
+            # a cell finished shorter with the same settings trains on from its checkpoint (as a longer
+            # `dvc exp run` does: the same bytes as one run); with other settings it starts afresh; an
+            # interrupted cell resumes
+            longer = done and (done.get("every", 0.0), done.get("width")) == (a.every, a.width) and done["kimg"] < a.kimg
+            if done and not longer:
+                shutil.rmtree(work / "runs" / path.stem, ignore_errors=True)
+            subprocess.run([sys.executable, __file__, "--cell", kind, str(size), recipe, str(seed), "--kimg", str(a.kimg),
+                            "--width", str(a.width), "--n", str(a.n), "--every", str(a.every), "--work", str(work)],
+                           check=True, cwd=REPO, env=env)
+        c = json.loads(path.read_text())
+        curve = " ".join(f"{v:.3f}" for _, v in c.get("nfd_curve", []))
+        print(f"{kind} {size} {recipe} seed {seed}: nFD {c['nfd']:.3f}, {c['wall_seconds']:.0f} s"
+              + (f"; every {c['every']:g} kimg: {curve}" if curve else ""), flush=True)
+        return c
+
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        return list(pool.map(one, keys))
 
 
 def main() -> None:
@@ -217,36 +257,19 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--every", type=float, default=0.0, help="kimg between in-training nFD evaluations (0: none)")
+    ap.add_argument("--jobs", type=int, default=1, help="cells at a time (each on cpus // jobs threads)")
     ap.add_argument("--work", default="/tmp/ganpipe-recipes")
     ap.add_argument("--out", default=str(REPO / "bench/results"))
     ap.add_argument("--cell", nargs=4, metavar=("SET", "SIZE", "RECIPE", "SEED"), help=argparse.SUPPRESS)
     a = ap.parse_args()
-    work = Path(a.work)
     if a.cell:
         a.set, a.size, a.recipe, a.seed = a.cell[0], int(a.cell[1]), a.cell[2], int(a.cell[3])
         return run_cell(a)
-    (work / "cells").mkdir(parents=True, exist_ok=True)
-    sets, sizes = a.sets.split(","), [int(s) for s in a.sizes.split(",")]
-    for kind in sets:
-        prepare(kind, sizes, a.n, work)
-    cells = []
-    for size in sizes:
-        for seed in (int(s) for s in a.seeds.split(",")):
-            for kind in sets:
-                for recipe in a.recipes.split(","):
-                    path = work / "cells" / f"{kind}-{size}-{recipe}-s{seed}.json"
-                    done = json.loads(path.read_text()) if path.exists() else {}
-                    if (done.get("kimg"), done.get("every", 0.0)) != (a.kimg, a.every):  # else reuse the cell
-                        if done:  # finished with other settings: start afresh (an interrupted cell resumes)
-                            shutil.rmtree(work / "runs" / path.stem, ignore_errors=True)
-                        subprocess.run([sys.executable, __file__, "--cell", kind, str(size), recipe, str(seed),
-                                        "--kimg", str(a.kimg), "--width", str(a.width), "--n", str(a.n), "--every", str(a.every),
-                                        "--work", str(work)], check=True, cwd=REPO)
-                    cells.append(json.loads(path.read_text()))
-                    c = cells[-1]
-                    curve = " ".join(f"{v:.3f}" for _, v in c.get("nfd_curve", []))
-                    print(f"{kind} {size} {recipe} seed {seed}: nFD {c['nfd']:.3f}, {c['wall_seconds']:.0f} s"
-                          + (f"; every {c['every']:g} kimg: {curve}" if curve else ""), flush=True)
+    unknown = [r for r in a.recipes.split(",") if r not in RECIPES]
+    if unknown:
+        raise SystemExit(f"error: unknown recipe(s) {', '.join(unknown)}: one of {', '.join(RECIPES)}")
+    cells = run_cells(a, a.sets.split(","), [int(s) for s in a.sizes.split(",")], [int(s) for s in a.seeds.split(",")],
+                      a.recipes.split(","), a.jobs)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipes.json").write_text(json.dumps(cells, indent=1, sort_keys=True) + "\n")

@@ -18,7 +18,7 @@ from ganpipe.splits import load_split
 from tests.conftest import REPO, default_params, dvc, set_params, sh
 
 sys.path.insert(0, str(REPO / "bench"))
-from data_efficiency import photo_crops, write_folder  # noqa: E402
+from sets import photo_crops, write_folder  # noqa: E402
 
 
 def prep(tmp_path, source: str, **overrides):
