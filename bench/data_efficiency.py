@@ -41,16 +41,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 import recipes  # noqa: E402
+import sets  # noqa: E402
 
 RECIPES = {"old": "lr2e-4", "new": "default"}  # label -> bench/recipes.py's recipe
 LABELS = {"old": "before auto (2e-4, no SN)", "new": "default (auto: 1e-3 + SN)"}
-
-
-def threads(jobs: int) -> int:
-    """TensorFlow threads per cell, as :func:`recipes.run_cells` sets them."""
-    if "TF_NUM_INTRAOP_THREADS" in os.environ:
-        return int(os.environ["TF_NUM_INTRAOP_THREADS"])
-    return max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else os.cpu_count() or 1
 
 
 def with_time(cell: dict, n_threads: int) -> dict:
@@ -61,18 +55,20 @@ def with_time(cell: dict, n_threads: int) -> dict:
                    "curve_cpu_minutes": [[k * per_kimg, v] for k, v in cell.get("nfd_curve", [])]}
 
 
-def table(cells: list[dict], kimg: float, width: int, flags: str) -> str:
+def pairs(cells: list[dict]) -> list[tuple[dict, dict]]:
+    """(old, new) cells of the same set, size and seed, in the cells' order."""
     by = {(c["set"], c["size"], c["seed"], c["label"]): c for c in cells}
+    return [(c, by[k[:3] + ("new",)]) for k, c in by.items() if k[3] == "old" and k[:3] + ("new",) in by]
+
+
+def table(cells: list[dict], kimg: float, width: int, flags: str) -> str:
     lines = [f"{kimg:g} kimg per cell, width {width}, CPU flags: {flags}; nFD [95% CI] of the last snapshot "
              "(5,000 samples), training CPU minutes",
              "| set | images | seed | old nFD | old CPU min | new nFD | new CPU min | new / old |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for (kind, size, seed, label), c in by.items():
-        if label != "old" or (kind, size, seed, "new") not in by:
-            continue
-        n = by[kind, size, seed, "new"]
+    for c, n in pairs(cells):
         f = lambda x: f"{x['nfd']:.3f} [{x['nfd_ci95'][0]:.3f}, {x['nfd_ci95'][1]:.3f}]"  # noqa: E731
-        lines.append(f"| {kind} | {size:,} | {seed} | {f(c)} | {c['cpu_minutes']:.1f} | {f(n)} | "
+        lines.append(f"| {c['set']} | {c['size']:,} | {c['seed']} | {f(c)} | {c['cpu_minutes']:.1f} | {f(n)} | "
                      f"{n['cpu_minutes']:.1f} | {n['nfd'] / c['nfd']:.2f} |")
     return "\n".join(lines)
 
@@ -127,12 +123,12 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "bench/results"))
     a = ap.parse_args()
     kinds = a.sets.split(",")
-    unknown = [k for k in kinds if k not in ("shapes", "photos")]
+    unknown = [k for k in kinds if k not in sets.KINDS]
     if unknown:
-        raise SystemExit(f"error: --sets: unknown {', '.join(unknown)} (shapes, photos)")
+        raise SystemExit(f"error: --sets: unknown {', '.join(unknown)} ({', '.join(sets.KINDS)})")
     raw = recipes.run_cells(a, kinds, [int(s) for s in a.sizes.split(",")], [int(s) for s in a.seeds.split(",")],
                             list(RECIPES.values()), a.jobs)
-    cells = [with_time(c, threads(a.jobs)) for c in raw]
+    cells = [with_time(c, recipes.cell_threads(a.jobs)) for c in raw]
     out = Path(a.out)
     (out / "data_efficiency_grids").mkdir(parents=True, exist_ok=True)
     for c in cells:
@@ -143,8 +139,7 @@ def main() -> None:
     (out / "data_efficiency.json").write_text(json.dumps(cells, indent=1, sort_keys=True) + "\n")
     plot(cells, out / "data_efficiency.png", a.kimg)
     print("\n" + report)
-    ratios = [n["nfd"] / o["nfd"] for o in cells if o["label"] == "old"
-              for n in cells if n["label"] == "new" and (n["set"], n["size"], n["seed"]) == (o["set"], o["size"], o["seed"])]
+    ratios = [n["nfd"] / o["nfd"] for o, n in pairs(cells)]
     if ratios:
         print(f"new / old nFD: geometric mean {float(np.exp(np.mean(np.log(ratios)))):.2f} over {len(ratios)} pairs")
 

@@ -165,7 +165,7 @@ def run_cell(a) -> None:
     tracker = QualityTracker(work / f"{a.set}-classifier.keras", work / f"{a.set}-real_stats.npz", CURVE_SAMPLES, 0)
     name = f"{a.set}-{a.size}-{a.recipe}-s{a.seed}"
     out = work / "runs" / name
-    cell = work / "cells" / f"{name}.json"
+    cell = cell_path(work, a.set, a.size, a.recipe, a.seed)
     before = json.loads(cell.read_text())["wall_seconds"] if cell.exists() else 0.0  # a shorter finished run
     m = training.train(x, y, int(y.max()) + 1, name, mc, tc, a.seed, checkpoint_dir=out / "ckpt",
                        models_dir=out / "models", metrics_path=out / "train.json", live_dir=out / "live",
@@ -206,6 +206,13 @@ def cell_path(work: Path, kind: str, size: int, recipe: str, seed: int) -> Path:
     return work / "cells" / f"{kind}-{size}-{recipe}-s{seed}.json"
 
 
+def cell_threads(jobs: int) -> int:
+    """TensorFlow threads per cell: ``TF_NUM_INTRAOP_THREADS`` when set, else ``cpus // jobs``."""
+    if "TF_NUM_INTRAOP_THREADS" in os.environ:
+        return int(os.environ["TF_NUM_INTRAOP_THREADS"])
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
 def run_cells(a, kinds: list[str], sizes: list[int], seeds: list[int], recipes: list[str], jobs: int = 1) -> list[dict]:
     """Every (set, size, recipe, seed) cell, run (or reused) in the order size, seed, set, recipe, ``jobs``
     at a time: with ``jobs`` > 1 each cell gets ``cpus // jobs`` TensorFlow threads (unless
@@ -219,7 +226,7 @@ def run_cells(a, kinds: list[str], sizes: list[int], seeds: list[int], recipes: 
         prepare(kind, sizes, a.n, work)
     env = dict(os.environ)
     if jobs > 1:
-        env.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+        env.setdefault("TF_NUM_INTRAOP_THREADS", str(cell_threads(jobs)))
         env.setdefault("TF_NUM_INTEROP_THREADS", "1")
     keys = [(kind, size, recipe, seed) for size in sizes for seed in seeds for kind in kinds for recipe in recipes]
 
