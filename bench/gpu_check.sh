@@ -13,8 +13,10 @@
 #    evaluate), twice in two fresh copies of the project: train.json's devices, img/s, and whether the
 #    two runs' generator, samples and eval.json are the same bytes (op determinism on the GPU).
 # 3. bench/train_throughput.py (dcgan + ns, the default model): img/s of the stage against a plain
-#    tf.function step at batch 64, 256 and 1024 in mixed_bfloat16; at 64 and 1024 also float32 and
-#    bfloat16 with op determinism on and off, XLA, and 8 steps per execution (11 runs, ~25 s each).
+#    tf.function step at batch 64, 256 and 1024 in mixed_bfloat16, with the stage's input prefetched onto
+#    the GPU (train.strategy: default's one-device strategy) against the same stage fed from the host
+#    (--host-input); at 64 and 1024 also float32 and bfloat16 with op determinism on and off, XLA, and 8
+#    steps per execution (11 runs, ~25 s each).
 # STEPS (default 30) sets the timed steps of 3, BATCHES (default "64 256 1024") its batch sizes; with
 # GPU_CHECK_CPU=1 they default to 3 and "64".
 set -uo pipefail
@@ -91,7 +93,7 @@ ERR=/tmp/ganpipe-gpu-check-throughput.err
 tp() { timeout 120 $PY bench/train_throughput.py --archs dcgan --losses ns --steps "$STEPS" --rounds 1 $syn "$@" 2>>"$ERR" |
        tail -1 | sed "s|^|$* : |"; }
 for batch in $BATCHES; do
-    tp --batch $batch --precision mixed_bfloat16 --deterministic off
+    tp --batch $batch --precision mixed_bfloat16 --deterministic off --host-input
     [ "$batch" = 256 ] && continue  # the full matrix at the smallest and largest batch only (time)
     tp --batch $batch --precision float32 --deterministic on
     tp --batch $batch --precision float32 --deterministic off

@@ -91,20 +91,23 @@ class _Cached:
         return self._ds
 
 
-def time_stage_steps(gan, x, y, batch: int, steps: int, cfg, cached_input: bool = False) -> float:
+def time_stage_steps(gan, x, y, batch: int, steps: int, cfg, cached_input: bool = False, strategy=None) -> float:
     """Seconds for ``steps`` steady-state steps through the train stage's machinery: ``training.run_steps``
     (``fit()`` over the stage's input pipeline, its step hook with the NaN stop and the progress bar, and
     the EMA update), after 3 warm-up steps. ``cached_input``: feed one ready batch over and over instead
-    (what the step costs with no input work at all)."""
+    (what the step costs with no input work at all). ``strategy``: the one ``gan`` was built under (the
+    stage's ``distribute.make_strategy``: on a GPU, one device with its input prefetched onto it)."""
     from ganpipe import training
     import numpy as np
 
     from ganpipe.feed import Feed
 
-    feed = Feed(x, np.asarray(y, np.int32), batch, 0)
+    feed = Feed(x, np.asarray(y, np.int32), batch, 0, strategy)
     hook = training.StepHook(gan, steps + 3, batch, progress=True)
     training.run_steps(gan, feed, 3, hook)
     if cached_input:
+        if strategy is not None:
+            raise ValueError("cached_input is measured without a strategy")
         ds = feed.dataset(3, steps).take(1).cache().repeat(steps)
         next(iter(ds))
         feed = _Cached(feed, ds)

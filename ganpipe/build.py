@@ -55,8 +55,8 @@ def build_gan(model_cfg: P.Model, train_cfg: P.Train, size: int, channels: int, 
     if train_cfg.lr_schedule != "constant" and not schedule_steps:
         raise GanpipeError(f"train.lr_schedule: {train_cfg.lr_schedule} needs the run's planned length")
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        return _build_gan(model_cfg, train_cfg, size, channels, num_classes, strategy is not None, seed,
-                          schedule_steps)
+        replicated = strategy is not None and strategy.num_replicas_in_sync > 1
+        return _build_gan(model_cfg, train_cfg, size, channels, num_classes, replicated, seed, schedule_steps)
 
 
 def lr_factor(kind: str, step, total: int):
@@ -70,13 +70,13 @@ def lr_factor(kind: str, step, total: int):
     return tf.constant(1.0)
 
 
-def _build_gan(model_cfg, train_cfg, size, channels, num_classes, distributed, seed, schedule_steps):
+def _build_gan(model_cfg, train_cfg, size, channels, num_classes, replicated, seed, schedule_steps):
     g, d = build_models(model_cfg, size, channels, num_classes)
     ema = None
     if train_cfg.ema_decay > 0:
         ema, _ = build_models(model_cfg, size, channels, num_classes)
         ema.set_weights(g.get_weights())
-    if distributed:
+    if replicated:  # batch statistics over the global batch (one device: its own batch is the global one)
         sync_batch_norm([g, d])
     gan = GAN(g, d, ema, loss=model_cfg.loss, latent_dim=model_cfg.latent_dim,
               num_classes=label_classes(model_cfg, num_classes), gp_weight=model_cfg.gp_weight,

@@ -1,6 +1,8 @@
 """``train.strategy``: one device, every device of one machine, or several machines (``tf.distribute``).
 
-- ``default``: no strategy (``make_strategy`` returns None): one device, the first GPU, else the CPU.
+- ``default``: one device. On a GPU machine, ``OneDeviceStrategy`` on the first GPU, whose input pipeline
+  prefetches each batch onto the GPU while the step before it runs (TensorFlow's own device prefetch,
+  ``tf.distribute``'s multi-device iterator); on a CPU, no strategy (``make_strategy`` returns None).
 - ``mirrored``: ``MirroredStrategy`` over every GPU of this machine; without one it is refused, unless
   ``GANPIPE_CPU_DEVICES=N`` asks for N logical CPU devices (which is how the tests run it).
 - ``multi_worker``: ``MultiWorkerMirroredStrategy`` over the machines that ``TF_CONFIG`` lists, each
@@ -38,21 +40,24 @@ def split_cpu(n: int) -> None:
             raise GanpipeError(f"{CPU_DEVICES_ENV}={n}: TensorFlow already started with {have} CPU device(s)") from None
 
 
-def make_strategy(kind: str):
-    """The ``tf.distribute`` strategy for ``train.strategy`` (None for ``default``), after splitting the
-    CPU if ``GANPIPE_CPU_DEVICES`` asks for it."""
+def make_strategy(kind: str, gpus: list[str] | None = None):
+    """The ``tf.distribute`` strategy for ``train.strategy``, after splitting the CPU if
+    ``GANPIPE_CPU_DEVICES`` asks for it. ``gpus``: the GPUs' device names (TensorFlow's logical GPUs when
+    None)."""
     n_cpu = os.environ.get(CPU_DEVICES_ENV, "").strip()
     if n_cpu:
         if not n_cpu.isdigit() or int(n_cpu) < 1:
             raise GanpipeError(f"{CPU_DEVICES_ENV}: must be a positive integer, got {n_cpu!r}")
         split_cpu(int(n_cpu))
+    if gpus is None and kind != "multi_worker":  # listing devices starts TensorFlow's runtime: not before MWMS
+        gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if kind == "default":
-        return None
+        return tf.distribute.OneDeviceStrategy(gpus[0]) if gpus else None
     if kind == "mirrored":
-        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+        devices = list(gpus)
         if not devices and not n_cpu:  # never a silent CPU run of a GPU setting
             raise GanpipeError(f"train.strategy: mirrored found no GPU (TensorFlow sees none: is the GPU build "
-                               f"installed, `pip install -e '.[gpu]'`, and the driver loaded?); use train.strategy: "
+                               f"installed, `make setup GPU=1`, and the driver loaded?); use train.strategy: "
                                f"default on a CPU, or set {CPU_DEVICES_ENV}=N to mirror over N CPU devices on purpose")
         devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)

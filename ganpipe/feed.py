@@ -4,7 +4,8 @@ The order of epoch ``e`` is a permutation seeded by ``(base.seed, e)``, so the d
 of the step alone (a checkpoint at step ``s`` resumes exactly where it was taken). Batches are gathered
 from ``x`` (which may be memory-mapped) only when the step is next, and cross to the device as uint8 (the
 step scales them: ``gan.scale_images``). Nothing random passes through the input (the step's draws are
-made on the device: ``gan.step_noise``).
+made on the device: ``gan.step_noise``). On a GPU the train stage runs under a one-device strategy
+(``distribute.make_strategy``), whose distributed dataset prefetches the next batch onto the GPU.
 """
 
 from __future__ import annotations

@@ -328,7 +328,7 @@ class GAN(keras.Model):
     def _update_ema(self, g_vars, steps):
         ema_nt, g_nt = self.ema_generator.non_trainable_variables, self.generator.non_trainable_variables
         decay = self.ema_beta(steps)
-        if tf.distribute.has_strategy():
+        if tf.distribute.get_replica_context().num_replicas_in_sync > 1:  # one device (OneDeviceStrategy too): fused
             distributed_ema_update(self.ema_generator.trainable_variables, g_vars, ema_nt, g_nt, decay)
             return
         if self._ema_fn is None:

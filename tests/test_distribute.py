@@ -132,3 +132,19 @@ def test_mirrored_without_a_gpu_is_refused_in_one_line(monkeypatch):
     monkeypatch.delenv("GANPIPE_CPU_DEVICES", raising=False)
     with pytest.raises(GanpipeError, match=r"^train.strategy: mirrored found no GPU .*GANPIPE_CPU_DEVICES=N"):
         make_strategy("mirrored")
+
+
+def test_default_strategy_is_one_device_on_the_first_gpu_and_none_on_a_cpu():
+    """On a GPU machine ``train.strategy: default`` is ``OneDeviceStrategy`` on the first GPU (its input is
+    prefetched onto the GPU); without a GPU, no strategy (the same bytes either way: tests/test_training.py
+    trains under this strategy with the CPU standing in for the GPU)."""
+    import tensorflow as tf
+
+    from ganpipe.distribute import make_strategy
+
+    one = make_strategy("default", gpus=["/device:GPU:0", "/device:GPU:1"])
+    assert isinstance(one, tf.distribute.OneDeviceStrategy)
+    assert one.extended.worker_devices == ("/job:localhost/replica:0/task:0/device:GPU:0",)
+    assert make_strategy("default", gpus=[]) is None
+    if not tf.config.list_logical_devices("GPU"):
+        assert make_strategy("default") is None  # this machine: the CPU, no strategy

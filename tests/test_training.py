@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from ganpipe import build, checkpoint, feed, training
 from ganpipe.errors import GanpipeError
@@ -318,11 +319,19 @@ def test_large_rgb_images_train_and_resume_exactly(tmp_path, arch, size):
         assert digest(tmp_path / "full" / name) == digest(tmp_path / "cut" / name), name
 
 
-def test_steps_per_execution_gives_the_same_bytes_and_resumes_across_it(tmp_path, small_data):
+def test_steps_per_execution_and_the_gpu_input_path_give_the_same_bytes_and_resume_across_it(
+        tmp_path, small_data, monkeypatch):
     """Several steps per fit() call (the device runs them back to back; the host reads the step, the sums
     and the non-finite flag once per call) train exactly what one step per call does, with adaptive
     augmentation (its controller in the step) and lazy R1, and checkpoints and segments that do not fall
-    on the executions' boundaries (epochs of 8 steps, checkpoints every 5, 3 steps per call)."""
+    on the executions' boundaries (epochs of 8 steps, checkpoints every 5, 3 steps per call).
+
+    And ``train.strategy: default`` as it runs on a GPU machine: ``OneDeviceStrategy`` on the first GPU,
+    its input prefetched onto the device by the distributed dataset's iterator. Here the CPU stands in for
+    the GPU (``make_strategy``'s device list), so the whole path runs (distributed dataset, replica context,
+    the EMA's merge call, synchronised batch norm) and must train the same bytes as no strategy."""
+    from ganpipe import distribute
+
     model = {"r1_gamma": 1.0, "reg_interval": 3}
     train = {"checkpoint_every": 5, "augment": ["translation", "brightness"], "augment_p": "adaptive",
              "ada_kimg": 0.5, "ada_target": 0.1, "d_lr": 2e-3}  # D ahead: it overfits and p rises
@@ -331,9 +340,14 @@ def test_steps_per_execution_gives_the_same_bytes_and_resumes_across_it(tmp_path
     run_train(tmp_path / "cut", small_data, model, train | {"steps_per_execution": 3, "max_steps": 7})
     m, log = run_train(tmp_path / "cut", small_data, model, train | {"steps_per_execution": 2})
     assert m["resumed_from_step"] == 7, log  # the length keys include steps_per_execution
+    cpu = tf.config.list_logical_devices("CPU")[0].name
+    monkeypatch.setattr(training, "make_strategy", lambda kind: distribute.make_strategy(kind, gpus=[cpu]))
+    m, log = run_train(tmp_path / "device", small_data, model, train | {"steps_per_execution": 3})
+    assert len(m["devices"]) == 1 and m["devices"][0].endswith(cpu) and f"train: on {m['devices'][0]}" in log
     for name in ("models/generator.keras", "models/discriminator.keras", "ckpt/ckpt.npz",
                  "live/plots/metrics/d_loss.tsv", "live/plots/metrics/augment_p.tsv", "live/plots/metrics/r1.tsv"):
-        assert digest(tmp_path / "one" / name) == digest(tmp_path / "three" / name) == digest(tmp_path / "cut" / name), name
+        assert (digest(tmp_path / "one" / name) == digest(tmp_path / "three" / name) == digest(tmp_path / "cut" / name)
+                == digest(tmp_path / "device" / name)), name
     p = [float(r.split("\t")[1]) for r in (tmp_path / "one/live/plots/metrics/augment_p.tsv").read_text().splitlines()[1:]]
     assert max(p) > 0  # the controller moved p
 
