@@ -245,8 +245,18 @@ def float32_run(tmp_path_factory, small_data):
     ({"jit_compile": True}, 1e-2, 3e-2),
     ({"precision": "mixed_bfloat16"}, 1e-2, 2e-2),  # 8-bit mantissa compute
     ({"precision": "mixed_float16"}, 1e-2, 2e-2),  # 11-bit mantissa, dynamic loss scaling
-], ids=["xla", "mixed_bfloat16", "mixed_float16"])
-def test_xla_and_mixed_precision_train_what_float32_trains(tmp_path, small_data, float32_run, train, loss_rtol, image_atol):
+    # as on a GPU: under the one-device strategy (the CPU standing in for the GPU), the loss scaler's
+    # cross-replica code path
+    ({"precision": "mixed_float16", "one_device": True}, 1e-2, 2e-2),
+], ids=["xla", "mixed_bfloat16", "mixed_float16", "mixed_float16-one-device"])
+def test_xla_and_mixed_precision_train_what_float32_trains(tmp_path, small_data, float32_run, train, loss_rtol, image_atol,
+                                                           monkeypatch):
+    from ganpipe import distribute
+
+    train = dict(train)
+    if train.pop("one_device", False):
+        cpu = tf.config.list_logical_devices("CPU")[0].name
+        monkeypatch.setattr(training, "make_strategy", lambda kind: distribute.make_strategy(kind, gpus=[cpu]))
     ref_history, ref_images, _, _ = float32_run
     history, images, arrays, g = _trained(tmp_path, small_data, train)
     assert [r["step"] for r in history] == [r["step"] for r in ref_history] == [8, 16, 24]
