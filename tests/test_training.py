@@ -338,8 +338,10 @@ def test_steps_per_execution_and_the_gpu_input_path_give_the_same_bytes_and_resu
 
     And ``train.strategy: default`` as it runs on a GPU machine: ``OneDeviceStrategy`` on the first GPU,
     its input prefetched onto the device by the distributed dataset's iterator. Here the CPU stands in for
-    the GPU (``make_strategy``'s device list), so the whole path runs (distributed dataset, replica context,
-    the EMA's merge call, synchronised batch norm) and must train the same bytes as no strategy."""
+    the GPU (``make_strategy``'s device list), so the whole path runs (the distributed dataset and its
+    multi-device iterator, the step in a replica context, Keras' reduction of its outputs) and must train
+    the same bytes as no strategy (one replica: the fused EMA update and per-batch batch norm, as without
+    a strategy)."""
     from ganpipe import distribute
 
     model = {"r1_gamma": 1.0, "reg_interval": 3}
