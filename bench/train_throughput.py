@@ -8,7 +8,9 @@ For each arch x loss, at batch 128 on real Fashion-MNIST:
             ``train.strategy: default``'s strategy: on a GPU, one device with the input prefetched onto
             it), plus the time of one checkpoint write spread over ``train.checkpoint_every`` steps;
   - host input (``--host-input``): the stage without that strategy, its batches copied to the device
-            when the step asks for them (what device prefetch saves; on a CPU the two are the same).
+            when the step asks for them (what device prefetch saves; on a CPU the two are the same unless
+            ``--one-device /device:CPU:0`` puts the stage under the one-device strategy there: what the
+            strategy's own machinery costs, with no copy to save).
 The plain step has no augmentation, so the stage runs with ``train.augment_p`` fixed at ``--augment-p``
 (default 0: the ops are in the graph and skipped, as under ADA before D overfits); ``--augment-p adaptive``
 measures the default params as they are (ADA's p then rises within a few dozen steps on this data and the
@@ -19,7 +21,7 @@ all alike. Prints img/s and stage/plain (and host input/stage).
 
     .venv/bin/python bench/train_throughput.py [--steps 40] [--archs dcgan,resnet,mlp] [--losses ns,hinge,wgan-gp]
         [--batch 128] [--rounds 3] [--precision float32|mixed_bfloat16|mixed_float16] [--xla] [--augment-p 0]
-        [--host-input]
+        [--host-input] [--one-device DEVICE]
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def bench_one(arch, loss, x, y, steps, batch, base_model, base_train, precision="float32", xla=False, rounds=3,
-              host_input=False):
+              host_input=False, one_device=None):
     """Median img/s of ``rounds`` plain and stage (and host-input) measurements, interleaved
     plain/stage/plain/stage so that a busy machine weighs on all alike; each measurement builds its
     networks anew and is warmed up. Returns plain, stage, checkpoint seconds, host input (or None)."""
@@ -60,7 +62,8 @@ def bench_one(arch, loss, x, y, steps, batch, base_model, base_train, precision=
     xs, ys = x[:n], y[:n].astype(np.int32)
     real = [scale_images(xs[i * batch:(i + 1) * batch]) for i in range(steps + 5)]
     plain, stage, ckpt, host = [], [], [], []
-    strategy = distribute.make_strategy("default")  # the stage's: one device (input prefetched onto a GPU)
+    # the stage's: one device (input prefetched onto a GPU); ``one_device`` names that device instead
+    strategy = distribute.make_strategy("default", gpus=[one_device] if one_device else None)
 
     def stage_seconds(strategy):
         build.configure_tf(tc, 0, second_order=losses.get(loss).second_order)
@@ -108,6 +111,8 @@ def main():
     ap.add_argument("--steps-per-execution", type=int, default=1, help="the stage's train.steps_per_execution")
     ap.add_argument("--host-input", action="store_true",
                     help="also the stage without its one-device strategy (no device prefetch), interleaved")
+    ap.add_argument("--one-device", metavar="DEVICE",
+                    help="run the stage under the one-device strategy on DEVICE (e.g. /device:CPU:0)")
     args = ap.parse_args()
     if args.synthetic:
         rng = np.random.default_rng(0)
@@ -129,7 +134,7 @@ def main():
     for arch in args.archs.split(","):
         for loss in args.losses.split(","):
             plain, stage, ckpt_s, host = bench_one(arch, loss, x, y, args.steps, args.batch, p["model"], p["train"],
-                                                   args.precision, args.xla, args.rounds, args.host_input)
+                                                   args.precision, args.xla, args.rounds, args.host_input, args.one_device)
             extra = f" {host:12.1f} {host / stage:12.3f}" if host is not None else ""
             print(f"{arch:8} {loss:8} {plain:12.1f} {stage:12.1f} {stage / plain:12.3f} {ckpt_s:8.3f}{extra}", flush=True)
 
