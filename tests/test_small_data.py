@@ -202,11 +202,19 @@ ADAPTIVE = {"augment": ["translation", "cutout", "brightness", "contrast"], "aug
             "ada_target": 0.2, "d_lr": 2e-3, "eval_every": 0.16, "keep": "best", "epochs": 3}
 
 
-def test_resume_with_adaptive_augmentation_and_evaluations_equals_uninterrupted(tmp_path, fashion_slice, quality_files):
+def test_resume_with_adaptive_augmentation_and_evaluations_equals_uninterrupted(tmp_path, fashion_slice, quality_files,
+                                                                               monkeypatch):
+    """The resumed half runs under the one-device strategy that a GPU machine trains under (the CPU standing
+    in for the GPU): the checkpoint, the evaluations and the kept snapshot do not depend on it."""
+    from ganpipe import distribute
+
     x, y = fashion_slice[0][:256, ..., None], fashion_slice[1][:256]
     full, _, _ = _train(tmp_path / "full", x, y, quality_files, train=ADAPTIVE)  # 24 steps, evaluated every 5
     _train(tmp_path / "cut", x, y, quality_files, train=ADAPTIVE | {"max_steps": 13})
+    cpu = tf.config.list_logical_devices("CPU")[0].name
+    monkeypatch.setattr(training, "make_strategy", lambda kind: distribute.make_strategy(kind, gpus=[cpu]))
     resumed, log, tracker = _train(tmp_path / "cut", x, y, quality_files, train=ADAPTIVE)
+    assert resumed["devices"][0].endswith(cpu) and resumed["devices"] != full["devices"]
     assert any("resuming" in m and "step 13" in m for m in log), log
     for name in ("models/generator.keras", "models/discriminator.keras", "ckpt/ckpt.npz",
                  "live/plots/metrics/augment_p.tsv", f"live/plots/metrics/{tracker.fd_key}.tsv"):
