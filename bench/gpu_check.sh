@@ -9,7 +9,8 @@
 # 1. set-up: `make setup GPU=1` (the locked TensorFlow with NVIDIA's CUDA wheels, requirements-gpu.lock)
 #    and the dataset; then the devices TensorFlow sees. No GPU seen: the check stops (exit 2) unless
 #    GPU_CHECK_CPU=1. Set-up impossible (no package index): Keras on JAX instead (exit 3).
-# 2. the real stages on the tiny profile with augmentation on (prepare, features, train, generate,
+# 2. where the train stage's batches land (on a GPU: already on the GPU, uint8, by device prefetch);
+#    the real stages on the tiny profile with augmentation on (prepare, features, train, generate,
 #    evaluate), twice in two fresh copies of the project: train.json's devices, img/s, and whether the
 #    two runs' generator, samples and eval.json are the same bytes (op determinism on the GPU).
 # 3. bench/train_throughput.py (dcgan + ns, the default model): img/s of the stage against a plain
@@ -57,6 +58,17 @@ if ! $PY -c "import sys, tensorflow as tf; sys.exit(0 if tf.config.list_physical
     if [ "${GPU_CHECK_CPU:-}" != 1 ]; then echo "no GPU visible to TensorFlow: stopping (GPU_CHECK_CPU=1 runs it on the CPU)"; exit 2; fi
     echo "no GPU: running on the CPU (GPU_CHECK_CPU=1)"
 fi
+
+stamp "where the train stage's batches land (train.strategy: default)"
+$PY - 2>&1 <<'PY' | grep -v "^[IWE]0000 \|^WARNING: All log messages"  # TensorFlow's start-up chatter
+import numpy as np
+from ganpipe.distribute import make_strategy
+from ganpipe.feed import Feed
+strategy = make_strategy("default")
+feed = Feed(np.zeros((256, 28, 28, 1), np.uint8), np.zeros(256, np.int32), 64, 0, strategy)
+x, _ = next(iter(feed.dataset(0, 1)))
+print("strategy:", type(strategy).__name__ if strategy else None, "| a batch is on:", x.device, x.dtype.name)
+PY
 
 stamp "the stages, tiny profile with augmentation on, twice"
 for run in a b; do
