@@ -196,6 +196,19 @@ TINY_TRAIN = dict(batch_size=32, epochs=2, kimg=None, max_steps=None, g_lr=2e-4,
                   precision="float32", jit_compile=False, steps_per_execution=1, deterministic=True, sample_grid=4)
 
 
+def train_as_on_a_gpu(monkeypatch) -> str:
+    """From here on, ``training.train`` runs under the strategy ``train.strategy: default`` gives a GPU
+    machine (``OneDeviceStrategy``, the input prefetched onto the device), with the CPU standing in for
+    the GPU; returns that device's name."""
+    import tensorflow as tf
+
+    from ganpipe import distribute, training
+
+    cpu = tf.config.list_logical_devices("CPU")[0].name
+    monkeypatch.setattr(training, "make_strategy", lambda kind: distribute.make_strategy(kind, gpus=[cpu]))
+    return cpu
+
+
 def tiny_cfgs(model: dict | None = None, train: dict | None = None):
     from ganpipe import params
 

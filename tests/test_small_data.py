@@ -17,7 +17,7 @@ from ganpipe.augment import DRAWS_PER_OP, OPS, augment
 from ganpipe.errors import ParamsError
 from ganpipe.models import build_models
 from ganpipe.tracking import QualityTracker
-from tests.conftest import TINY_MODEL, default_params, tiny_cfgs
+from tests.conftest import TINY_MODEL, default_params, tiny_cfgs, train_as_on_a_gpu
 
 
 def digest(path: Path) -> str:
@@ -206,13 +206,10 @@ def test_resume_with_adaptive_augmentation_and_evaluations_equals_uninterrupted(
                                                                                monkeypatch):
     """The resumed half runs under the one-device strategy that a GPU machine trains under (the CPU standing
     in for the GPU): the checkpoint, the evaluations and the kept snapshot do not depend on it."""
-    from ganpipe import distribute
-
     x, y = fashion_slice[0][:256, ..., None], fashion_slice[1][:256]
     full, _, _ = _train(tmp_path / "full", x, y, quality_files, train=ADAPTIVE)  # 24 steps, evaluated every 5
     _train(tmp_path / "cut", x, y, quality_files, train=ADAPTIVE | {"max_steps": 13})
-    cpu = tf.config.list_logical_devices("CPU")[0].name
-    monkeypatch.setattr(training, "make_strategy", lambda kind: distribute.make_strategy(kind, gpus=[cpu]))
+    cpu = train_as_on_a_gpu(monkeypatch)
     resumed, log, tracker = _train(tmp_path / "cut", x, y, quality_files, train=ADAPTIVE)
     assert resumed["devices"][0].endswith(cpu) and resumed["devices"] != full["devices"]
     assert any("resuming" in m and "step 13" in m for m in log), log

@@ -10,13 +10,12 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from ganpipe import build, checkpoint, feed, training
 from ganpipe.errors import GanpipeError
 from ganpipe.gan import ema_update
 from ganpipe.saving import load_model
-from tests.conftest import tiny_cfgs
+from tests.conftest import tiny_cfgs, train_as_on_a_gpu
 
 
 @pytest.fixture(scope="module")
@@ -251,12 +250,9 @@ def float32_run(tmp_path_factory, small_data):
 ], ids=["xla", "mixed_bfloat16", "mixed_float16", "mixed_float16-one-device"])
 def test_xla_and_mixed_precision_train_what_float32_trains(tmp_path, small_data, float32_run, train, loss_rtol, image_atol,
                                                            monkeypatch):
-    from ganpipe import distribute
-
     train = dict(train)
     if train.pop("one_device", False):
-        cpu = tf.config.list_logical_devices("CPU")[0].name
-        monkeypatch.setattr(training, "make_strategy", lambda kind: distribute.make_strategy(kind, gpus=[cpu]))
+        train_as_on_a_gpu(monkeypatch)
     ref_history, ref_images, _, _ = float32_run
     history, images, arrays, g = _trained(tmp_path, small_data, train)
     assert [r["step"] for r in history] == [r["step"] for r in ref_history] == [8, 16, 24]
@@ -342,8 +338,6 @@ def test_steps_per_execution_and_the_gpu_input_path_give_the_same_bytes_and_resu
     multi-device iterator, the step in a replica context, Keras' reduction of its outputs) and must train
     the same bytes as no strategy (one replica: the fused EMA update and per-batch batch norm, as without
     a strategy)."""
-    from ganpipe import distribute
-
     model = {"r1_gamma": 1.0, "reg_interval": 3}
     train = {"checkpoint_every": 5, "augment": ["translation", "brightness"], "augment_p": "adaptive",
              "ada_kimg": 0.5, "ada_target": 0.1, "d_lr": 2e-3}  # D ahead: it overfits and p rises
@@ -352,8 +346,7 @@ def test_steps_per_execution_and_the_gpu_input_path_give_the_same_bytes_and_resu
     run_train(tmp_path / "cut", small_data, model, train | {"steps_per_execution": 3, "max_steps": 7})
     m, log = run_train(tmp_path / "cut", small_data, model, train | {"steps_per_execution": 2})
     assert m["resumed_from_step"] == 7, log  # the length keys include steps_per_execution
-    cpu = tf.config.list_logical_devices("CPU")[0].name
-    monkeypatch.setattr(training, "make_strategy", lambda kind: distribute.make_strategy(kind, gpus=[cpu]))
+    cpu = train_as_on_a_gpu(monkeypatch)
     m, log = run_train(tmp_path / "device", small_data, model, train | {"steps_per_execution": 3})
     assert len(m["devices"]) == 1 and m["devices"][0].endswith(cpu) and f"train: on {m['devices'][0]}" in log
     for name in ("models/generator.keras", "models/discriminator.keras", "ckpt/ckpt.npz",
