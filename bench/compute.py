@@ -40,7 +40,7 @@ def ours(x, y, steps):
     mc, tc, _ = params.resolve_auto(mc, tc, 1)  # Fashion-MNIST: grey
     b = tc.batch_size
     xs, ys = x[: b * (steps + 3)], y[: b * (steps + 3)].astype(np.int32)
-    build.configure_tf(tc, 0, second_order=losses.second_order(mc))
+    build.configure(tc, 0, second_order=losses.second_order(mc))
     gan = build.build_gan(mc, tc, 28, 1, 10, seed=0)
     flops = graph_flops(plain_step_fn(gan).get_concrete_function(tf.TensorSpec((b, 28, 28, 1)))) / b
     t_real = time_stage_steps(gan, xs, ys, b, steps, tc)
@@ -51,7 +51,7 @@ def ours(x, y, steps):
 
 def recipe(x, steps):
     tc = params.from_dict(params.Train, params.read_params_file(REPO / "params.yaml")["train"])
-    build.configure_tf(params.from_dict(params.Train, params.to_dict(tc) | {"deterministic": False}), 0)
+    build.configure(params.from_dict(params.Train, params.to_dict(tc) | {"deterministic": False}), 0)
     model = keras_io_wgan_gp(0)  # as published: default TensorFlow settings (Grappler on, no op determinism)
     b = KERAS_IO_WGAN_GP["batch_size"]
     flops = graph_flops(tf.function(model.train_step).get_concrete_function(tf.TensorSpec((b, 28, 28, 1)))) / b

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from ganpipe import build, feed, params  # noqa: E402
-from ganpipe.gan import step_noise  # noqa: E402
+from ganpipe.gan_tf import step_noise  # noqa: E402
 from ganpipe.splits import Split  # noqa: E402
 from ganpipe.splits import load_split, write_split  # noqa: E402
 from ganpipe.decoders import load_fashion_mnist  # noqa: E402
@@ -62,7 +62,7 @@ def main() -> None:
     mc = params.load("model", REPO / "params.yaml")
     tc = params.load("train", REPO / "params.yaml")
     mc, tc, _ = params.resolve_auto(mc, tc, 1)  # Fashion-MNIST: grey
-    build.configure_tf(tc, 0)
+    build.configure(tc, 0)
     gan = build.build_gan(mc, tc, 28, 1, 10, seed=0)
     spec = gan.noise_spec()
     with tempfile.TemporaryDirectory() as tmp:

@@ -54,6 +54,8 @@ def plain_step_fn(gan, jit_compile: bool = False):
     pipeline, no callbacks, no ``fit``): the reference the stage's machinery is measured against."""
     import tensorflow as tf
 
+    from ganpipe.gan_tf import input_grad
+
     g, d = gan.generator, gan.discriminator
     d_opt, g_opt = gan.d_optimizer, gan.g_optimizer
     latent = gan.latent_dim
@@ -68,7 +70,7 @@ def plain_step_fn(gan, jit_compile: bool = False):
                 loss = gan.loss.d(d(real, training=True), d(fake, training=True))
                 if gan.loss.regulariser is not None:
                     draws = {k: tf.random.uniform((b,)) for k in gan.loss.draws}  # the plain loop draws in-graph
-                    loss += gan.gp_weight * gan.loss.regulariser(d, real, fake, None, draws)
+                    loss += gan.gp_weight * gan.loss.regulariser(lambda v: d(v, training=False), real, fake, draws, input_grad)
                 scaled = d_opt.scale_loss(loss)
             d_opt.apply_gradients(zip(tape.gradient(scaled, d.trainable_variables), d.trainable_variables))
         z = tf.random.normal((b, latent))

@@ -49,7 +49,7 @@ class Ours:
         self.mc = params.from_dict(params.Model, p["model"])
         self.tc = params.from_dict(params.Train, p["train"])
         self.mc, self.tc, _ = params.resolve_auto(self.mc, self.tc, x.shape[3])
-        build.configure_tf(self.tc, seed, second_order=losses.second_order(self.mc))
+        build.configure(self.tc, seed, second_order=losses.second_order(self.mc))
         self.gan = build.build_gan(self.mc, self.tc, x.shape[1], x.shape[3], num_classes, seed=seed)
         self.x, self.y, self.seed, self.chunk = x, y.astype(np.int32), seed, chunk
         self.feed = Feed(x, self.y, self.tc.batch_size, seed)
@@ -77,7 +77,7 @@ class Recipe:
         from bench.baselines import KERAS_IO_WGAN_GP, keras_io_wgan_gp
 
         # As published: default TensorFlow settings (Grappler on, no op determinism).
-        build.configure_tf(params.from_dict(params.Train, params.read_params_file(REPO / "params.yaml")["train"]
+        build.configure(params.from_dict(params.Train, params.read_params_file(REPO / "params.yaml")["train"]
                                                | {"deterministic": False}), seed, second_order=False)
         self.model = keras_io_wgan_gp(seed)
         self.batch = KERAS_IO_WGAN_GP["batch_size"]

@@ -66,12 +66,12 @@ def bench_one(arch, loss, x, y, steps, batch, base_model, base_train, precision=
     strategy = distribute.make_strategy("default", gpus=[one_device] if one_device else None)
 
     def stage_seconds(strategy):
-        build.configure_tf(tc, 0, second_order=losses.get(loss).second_order)
+        build.configure(tc, 0, second_order=losses.get(loss).second_order)
         gan = build.build_gan(mc, tc, 28, 1, 10, strategy, seed=0)
         return gan, time_stage_steps(gan, xs, ys, batch, steps, tc, strategy=strategy)
 
     for _ in range(rounds):
-        build.configure_tf(tc, 0, second_order=losses.get(loss).second_order)
+        build.configure(tc, 0, second_order=losses.get(loss).second_order)
         gan = build.build_gan(mc, tc, 28, 1, 10, seed=0)
         step = plain_step_fn(gan, jit_compile=xla)
         for r in real[:3]:

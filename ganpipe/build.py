@@ -1,6 +1,6 @@
-"""The train stage's set-up: TensorFlow's configuration (seeds, determinism, precision), the compiled GAN,
-the checks of data against params before anything trains, and the devices the steps run on (with the
-warning a GPU user sees when TensorFlow found no GPU)."""
+"""The train stage's set-up: the compiled GAN of the current Keras backend, the checks of data against
+params before anything trains, and the warning a GPU user sees when the backend found no GPU. Each
+backend's own half (its configuration, devices, step and runner) is :func:`steps`' module."""
 
 from __future__ import annotations
 
@@ -11,36 +11,27 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
-from . import losses, seeds
+from . import losses
 from . import params as P
-from .distribute import sync_batch_norm
 from .errors import GanpipeError
-from .gan import GAN
-from .models import build_models, label_classes
+from .models import build_models, label_classes, sync_batch_norm
 
 
-def configure_tf(cfg: P.Train, seed: int, second_order: bool = False) -> None:
-    """Seeds, determinism and precision policy. ``second_order``: the step differentiates a gradient
-    (WGAN-GP); Grappler's graph optimisers then sometimes rewrite it into a graph with a cycle
-    ("InvalidArgumentError: N nodes in a cycle", seen with spectral normalisation, about one run in
-    four), so they are turned off for such runs (measured cost in bench/train_throughput.py)."""
-    # Determinism set both ways: it is process-global, and Keras turns XLA off while it is on.
-    seeds.seed_tf(seed, cfg.deterministic)
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": second_order})
-    keras.mixed_precision.set_global_policy(cfg.precision)
+def steps():
+    """The current backend's half of training: ``gan_tf`` or ``gan_jax`` (each provides ``configure``,
+    ``make_strategy``, ``devices``, ``run_steps`` and its GAN class)."""
+    if keras.backend.backend() == "jax":
+        from . import gan_jax as module  # here, not at the top: each imports its own framework, and the
+    else:  # JAX path must never load TensorFlow
+        from . import gan_tf as module
+    return module
 
 
-def check_same_start(strategy, step: int) -> None:
-    """Under MultiWorkerMirroredStrategy every worker resumes from its own checkpoint: stop every worker,
-    with the same message, unless they all start from the same step (else they would train apart, or
-    wait on each other forever)."""
-    local = tf.constant([float(step), float(step) ** 2], tf.float64)
-    mean = strategy.reduce("MEAN", strategy.run(tf.function(lambda: tf.identity(local))), axis=None).numpy()
-    if mean[1] - mean[0] ** 2 > 0.5:  # a variance over workers: 0 only when every step is equal
-        raise GanpipeError(f"train.strategy: the workers start from different steps (this one from step {step}: "
-                           "each resumes from its own checkpoints/); delete checkpoints/ on every worker and run again")
+def configure(cfg: P.Train, seed: int, second_order: bool = False) -> None:
+    """The backend's set-up for training: seeds, determinism, precision (``steps().configure``)."""
+    steps().configure(cfg, seed, second_order)
 
 
 def build_gan(model_cfg: P.Model, train_cfg: P.Train, size: int, channels: int, num_classes: int, strategy=None, *,
@@ -62,12 +53,12 @@ def build_gan(model_cfg: P.Model, train_cfg: P.Train, size: int, channels: int, 
 def lr_factor(kind: str, step, total: int):
     """The learning rates' multiplier at ``step`` of a run planned for ``total`` steps: 1 throughout for
     ``constant``; from 1 down towards 0 at ``total``, in a straight line (``linear``) or half a cosine."""
-    t = tf.minimum(tf.cast(step, tf.float32) / float(total), 1.0)
+    t = ops.minimum(ops.cast(step, "float32") / float(total), 1.0)
     if kind == "linear":
         return 1.0 - t
     if kind == "cosine":
-        return 0.5 * (1.0 + tf.cos(math.pi * t))
-    return tf.constant(1.0)
+        return 0.5 * (1.0 + ops.cos(math.pi * t))
+    return ops.convert_to_tensor(1.0)
 
 
 def _build_gan(model_cfg, train_cfg, size, channels, num_classes, replicated, seed, schedule_steps):
@@ -78,16 +69,23 @@ def _build_gan(model_cfg, train_cfg, size, channels, num_classes, replicated, se
         ema.set_weights(g.get_weights())
     if replicated:  # batch statistics over the global batch (one device: its own batch is the global one)
         sync_batch_norm([g, d])
-    gan = GAN(g, d, ema, loss=model_cfg.loss, latent_dim=model_cfg.latent_dim,
+    module = steps()
+    gan_class = module.JaxGAN if keras.backend.backend() == "jax" else module.TFGAN
+    gan = gan_class(g, d, ema, loss=model_cfg.loss, latent_dim=model_cfg.latent_dim,
               num_classes=label_classes(model_cfg, num_classes), gp_weight=model_cfg.gp_weight,
               critic_steps=model_cfg.critic_steps, ema_decay=train_cfg.ema_decay, ema_rampup=train_cfg.ema_rampup,
               batch_size=train_cfg.batch_size, augment=train_cfg.augment, augment_p=train_cfg.augment_p,
               ada_target=train_cfg.ada_target, ada_kimg=train_cfg.ada_kimg, seed=seed,
               regularisers=losses.active_regularisers(model_cfg), reg_interval=model_cfg.reg_interval)
 
+    jax = keras.backend.backend() == "jax"
+    if jax:  # the JAX step writes the scheduled rate into the optimizer before each update
+        gan.lr_schedule = (train_cfg.lr_schedule, schedule_steps or 0)
+        gan.base_lr = {"d": train_cfg.d_lr * losses.lazy_ratio(model_cfg), "g": train_cfg.g_lr}
+
     def adam(lr, c=1.0):  # c: StyleGAN2's rescaling for lazy regularisation's extra D updates
         rate = lr * c
-        if train_cfg.lr_schedule != "constant":  # read at each update from the one step counter, GAN.step
+        if train_cfg.lr_schedule != "constant" and not jax:  # read at each update from the one step counter
             rate = lambda base=rate: base * lr_factor(train_cfg.lr_schedule, gan.step, schedule_steps)  # noqa: E731
         opt = keras.optimizers.Adam(rate, beta_1=train_cfg.beta1 ** c, beta_2=train_cfg.beta2 ** c)
         return keras.optimizers.LossScaleOptimizer(opt) if train_cfg.precision == "mixed_float16" else opt
@@ -117,20 +115,11 @@ def check_inputs(x: np.ndarray, y: np.ndarray | None, num_classes: int, model_cf
         quality.check()
 
 
-def train_devices(strategy) -> list[str]:
-    """The devices the steps run on (recorded in ``metrics/train.json``): the strategy's, or without one
-    TensorFlow's default placement, the first GPU, else the CPU."""
-    if strategy is not None:
-        return [str(d) for d in strategy.extended.worker_devices]
-    gpus = tf.config.list_logical_devices("GPU")
-    return [(gpus[0] if gpus else tf.config.list_logical_devices("CPU")[0]).name]
-
-
 def nvidia_driver_present() -> bool:
     return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
 
 
-def cpu_fallback_warning(devices: list[str], driver: bool | None = None) -> str | None:
+def cpu_fallback_warning(devices: list[str], driver: bool | None = None, backend: str | None = None) -> str | None:
     """The line a GPU user sees when TensorFlow found no GPU on a machine with an NVIDIA driver (a CPU-only
     TensorFlow, missing CUDA libraries: TensorFlow's own "Cannot dlopen" note is hidden by the stages'
     log level), so that nobody trains on the CPU without being told."""
@@ -138,5 +127,9 @@ def cpu_fallback_warning(devices: list[str], driver: bool | None = None) -> str 
         return None
     if not (nvidia_driver_present() if driver is None else driver):
         return None
+    if (backend or keras.backend.backend()) == "jax":
+        return ("train: warning: this machine has an NVIDIA driver but JAX sees no GPU, so training runs on the "
+                "CPU; install JAX's CUDA build (pip install 'jax[cuda13]'), or use train.backend: tensorflow "
+                "with `make setup GPU=1`")
     return ("train: warning: this machine has an NVIDIA driver but TensorFlow sees no GPU, so training runs on "
             "the CPU; install the CUDA build with `make setup GPU=1` (TF_CPP_MIN_LOG_LEVEL=0 shows TensorFlow's reason)")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import typing
 
-import keras
 import tensorflow as tf
 
 from .errors import GanpipeError
@@ -80,12 +79,3 @@ def replica_slices(step: dict, replicas: int, workers: int, worker: int) -> dict
             raise GanpipeError(f"train.batch_size: {batch} is not divisible by the {replicas} replicas")
         out[name] = tf.reshape(a, (replicas, batch // replicas, *a.shape[1:]))[worker * local:(worker + 1) * local]
     return out
-
-
-def sync_batch_norm(models, on: bool = True) -> None:
-    """Batch statistics over the global batch, not each replica's slice (TensorFlow backend). Turned off
-    again before saving, so saved models load on any backend."""
-    for model in models:
-        for layer in model._flatten_layers():
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.synchronized = on

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
-from keras import layers
+from keras import layers, ops
 
 from . import seeds
 from .errors import DataError, GanpipeError
@@ -66,7 +65,7 @@ def classifier_task(y, num_classes: int) -> str:
 def train_classifier(x, y, x_test, y_test, num_classes: int, cfg, seed: int, progress: bool = True):
     """Train the classifier (on the labels, or on rotations when there are fewer than 2 classes); return
     it and its test accuracy."""
-    seeds.seed_tf(seed)
+    seeds.seed_keras(seed)
     name = "classifier"
     if classifier_task(y, num_classes) == ROTATION:
         (x, y), (x_test, y_test), num_classes, name = rotations(x), rotations(x_test), 4, f"classifier_{ROTATION}"
@@ -176,10 +175,10 @@ def open_extractor(kind: str, classifier_path, stats_path, test_path, batch_size
 
 def _inception_input(batch: np.ndarray):
     """uint8 NHWC -> 299x299 RGB in [-1, 1] with anti-aliased resize (grey replicated to RGB)."""
-    x = tf.convert_to_tensor(batch, tf.float32)
+    x = ops.convert_to_tensor(batch, "float32")
     if x.shape[-1] == 1:
-        x = tf.repeat(x, 3, axis=-1)
-    x = tf.image.resize(x, (299, 299), method="bilinear", antialias=True)
+        x = ops.repeat(x, 3, axis=-1)
+    x = ops.image.resize(x, (299, 299), interpolation="bilinear", antialias=True)
     return x / 127.5 - 1.0
 
 

@@ -1,4 +1,5 @@
-"""The train stage's input: the prepared images in a seeded order, as a ``tf.data`` pipeline.
+"""The train stage's input: the prepared images in a seeded order; on TensorFlow a ``tf.data`` pipeline,
+on JAX the indices a step gathers its batch at (``gan_jax``: the split on the device when it fits).
 
 The order of epoch ``e`` is a permutation seeded by ``(base.seed, e)``, so the data position is a function
 of the step alone (a checkpoint at step ``s`` resumes exactly where it was taken). Batches are gathered
@@ -13,10 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
 
 from . import seeds
-from .distribute import replica_slices
 
 
 def epoch_indices(n_images: int, batch: int, epoch: int, seed: int) -> np.ndarray:
@@ -27,6 +26,8 @@ def epoch_indices(n_images: int, batch: int, epoch: int, seed: int) -> np.ndarra
 
 
 def _input_options():
+    import tensorflow as tf  # here, not at the top: only the TensorFlow path uses tf.data (JAX must not load it)
+
     # One private input thread, no autotuning: on 2 cores the autotuner's threads made steps bimodal
     # (about 25% slower half the time); one thread keeps a batch ready, far ahead of the step.
     options = tf.data.Options()
@@ -41,6 +42,9 @@ def epoch_dataset(x, y, batch: int, epoch: int, seed: int, first_batch: int, n_b
     step: memory holds a few batches, never a copy of the dataset. With a ``tf.distribute`` strategy, a
     distributed dataset giving each replica its slice of every global batch
     (``ganpipe.distribute.replica_slices``)."""
+    import tensorflow as tf  # here, not at the top: see _input_options
+
+    from .distribute import replica_slices
     spe = len(x) // batch
     if first_batch + n_batches > spe:
         raise ValueError(f"steps {first_batch}..{first_batch + n_batches} are past the epoch's {spe}")
@@ -91,3 +95,12 @@ class Feed:
     def dataset(self, step: int, n: int):
         epoch, first = divmod(step, self.steps_per_epoch)
         return epoch_dataset(self.x, self.labels, self.batch, epoch, self.seed, first, n, self.strategy)
+
+    def indices(self, step: int, n: int) -> np.ndarray:
+        """(n, batch) image indices of the steps ``step .. step + n`` (within one epoch): the order
+        :meth:`dataset` feeds."""
+        epoch, first = divmod(step, self.steps_per_epoch)
+        if first + n > self.steps_per_epoch:
+            raise ValueError(f"steps {first}..{first + n} are past the epoch's {self.steps_per_epoch}")
+        order = epoch_indices(len(self.x), self.batch, epoch, self.seed)
+        return order[first * self.batch:(first + n) * self.batch].reshape(n, self.batch)

@@ -3,7 +3,8 @@
 A loss is its discriminator and generator functions of D's logits (means over the batch, float32) and,
 optionally, a regulariser added to D's loss with the weight ``model.gp_weight``, with the per-image random
 draws it needs each critic step (drawn with the step's others: ``GAN.noise_spec``) and whether it
-differentiates a gradient (``second_order``, which ``build.configure_tf`` must know).
+differentiates a gradient (``second_order``, which ``gan_tf.configure`` must know). All in ``keras.ops``; the
+input gradient a penalty needs is the backend's (passed in as ``grad``).
 
 - ``ns``: non-saturating BCE (Goodfellow et al. 2014): D: softplus(-r) + softplus(f); G: softplus(-f).
 - ``hinge`` (Lim & Ye 2017): D: relu(1 - r) + relu(1 + f); G: -f.
@@ -29,7 +30,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-import tensorflow as tf
 from keras import ops
 
 
@@ -67,36 +67,30 @@ def interpolate(real, fake, eps):
     return eps * real + (1.0 - eps) * fake
 
 
-def gradient_penalty(discriminator, real, fake, eps, labels=None):
-    """Mean of (||dD/dx_hat||_2 - 1)^2 over the batch (TensorFlow backend)."""
-    x_hat = tf.convert_to_tensor(interpolate(real, fake, eps))
-    with tf.GradientTape() as tape:
-        tape.watch(x_hat)
-        # training=False: the penalty must not run spectral normalisation's in-place power iteration
-        # inside the nested tape (the step's other D calls already did); D has no other training-mode layers.
-        out = discriminator([x_hat, labels] if labels is not None else x_hat, training=False)
-    grads = tf.cast(tape.gradient(out, x_hat), "float32")
-    norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
-    return tf.reduce_mean(tf.square(norms - 1.0))
+def gradient_penalty(d_fn, real, fake, eps, grad):
+    """Mean of (||dD/dx_hat||_2 - 1)^2 over the batch. ``d_fn``: D's logits of an image batch (in inference
+    mode: the penalty must not run spectral normalisation's in-place power iteration again; D has no other
+    training-mode layers); ``grad(f, x)``: the gradient of ``f`` at ``x``, summed over outputs (the
+    backend's half: ``gan_tf.input_grad``, ``gan_jax.input_grad``)."""
+    grads = ops.cast(grad(d_fn, interpolate(real, fake, eps)), "float32")
+    norms = ops.sqrt(ops.sum(ops.square(grads), axis=(1, 2, 3)) + 1e-12)
+    return ops.mean(ops.square(norms - 1.0))
 
 
-def wgan_gp_penalty(discriminator, real, fake, real_labels, draws):
+def wgan_gp_penalty(d_fn, real, fake, draws, grad):
     """The WGAN-GP regulariser of one critic step; ``draws["eps"]``: (B,) uniform interpolation weights."""
-    eps = tf.cast(tf.reshape(draws["eps"], (-1, 1, 1, 1)), real.dtype)
-    return gradient_penalty(discriminator, real, tf.cast(fake, real.dtype), eps, real_labels)
+    eps = ops.cast(ops.reshape(draws["eps"], (-1, 1, 1, 1)), real.dtype)
+    return gradient_penalty(d_fn, real, ops.cast(fake, real.dtype), eps, grad)
 
 
-def grad_sq_norm(discriminator, x, labels=None, transform=None):
-    """E ||grad_x D(transform(x))||^2 over the batch, in float32 (TensorFlow backend). ``training=False``:
-    spectral normalisation's power iteration must not run again inside the nested tape."""
-    x = tf.convert_to_tensor(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        xt = transform(x) if transform is not None else x
-        out = discriminator([xt, labels] if labels is not None else xt, training=False)
-        out = tf.reduce_sum(tf.cast(out, "float32"))
-    grads = tf.cast(tape.gradient(out, x), "float32")
-    return tf.reduce_mean(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]))
+def grad_sq_norm(d_fn, x, grad, transform=None):
+    """E ||grad_x D(transform(x))||^2 over the batch, in float32 (``d_fn`` and ``grad`` as for
+    :func:`gradient_penalty`)."""
+    def total(v):
+        return ops.sum(ops.cast(d_fn(transform(v) if transform is not None else v), "float32"))
+
+    grads = ops.cast(grad(total, x), "float32")
+    return ops.mean(ops.sum(ops.square(grads), axis=(1, 2, 3)))
 
 
 @dataclass(frozen=True)
@@ -132,7 +126,7 @@ def second_order(model_cfg) -> bool:
 class Loss:
     d: Callable  # (real_logits, fake_logits) -> D's loss
     g: Callable  # (fake_logits) -> G's loss
-    # (discriminator, real, fake, real_labels, draws) -> penalty, added to D's loss x model.gp_weight
+    # (d_fn, real, fake, draws, grad) -> penalty, added to D's loss x model.gp_weight (see gradient_penalty)
     regulariser: Callable | None = None
     draws: dict = field(default_factory=dict)  # the regulariser's per-image draws: name -> distribution
     second_order: bool = False  # the step differentiates a gradient (Grappler must stay off)

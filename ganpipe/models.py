@@ -191,3 +191,12 @@ def build_models(cfg, size: int, channels: int, num_classes: int = 0):
     g = make_g(size, channels, cfg.latent_dim, cfg.g_width, num_classes=k)
     d = make_d(size, channels, cfg.d_width, num_classes=k, spectral_norm=cfg.spectral_norm)
     return g, d
+
+
+def sync_batch_norm(models, on: bool = True) -> None:
+    """Batch statistics over the global batch, not each replica's slice (a tf.distribute strategy's replicas). Turned off
+    again before saving, so saved models load on any backend."""
+    for model in models:
+        for layer in model._flatten_layers():
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.synchronized = on

@@ -283,6 +283,7 @@ class Train:
     eval_every: float = p(lambda v: v >= 0, "must be >= 0")
     eval_samples: int = p(lambda v: 2 <= v <= 1000000, "must be in [2, 1000000]")
     keep: Literal["last", "best"] = p()
+    backend: Literal["auto", "tensorflow", "jax"] = p()  # Keras' backend for the train stage (ganpipe.backend)
     strategy: Literal["default", "mirrored", "multi_worker"] = p()
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = p()
     jit_compile: bool = p()
@@ -296,6 +297,10 @@ class Train:
         if self.jit_compile and self.deterministic:
             # Keras turns XLA off (with a warning) under TensorFlow's op determinism: say so instead.
             return "jit_compile", "XLA needs train.deterministic: false (Keras runs without XLA under op determinism)"
+        if self.backend == "jax" and self.strategy != "default":
+            return "strategy", f"{self.strategy} is a tf.distribute strategy; train.backend jax trains on one device"
+        if self.backend == "jax" and self.precision == "mixed_float16":
+            return "precision", "mixed_float16 needs TensorFlow's loss scaling; use mixed_bfloat16 or float32 under jax"
         if self.keep == "best" and self.eval_every == 0:
             return "keep", "best needs quality evaluations during training (train.eval_every > 0)"
         return None

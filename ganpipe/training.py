@@ -7,11 +7,13 @@ the host has work (an evaluation, a checkpoint, the end of an epoch or of the ru
 ``fit()`` of ``train.steps_per_execution`` steps per call, and does that work between segments. The GAN
 keeps the step, the epoch sums and the non-finite flag on the device (``ganpipe.gan``); the host reads them
 once per segment, and the progress bar once per execution. Other modules: ``feed`` (the input),
-``checkpoint`` (format, provenance, resume), ``live`` (DVCLive), ``build`` (TensorFlow's set-up, the GAN).
+``checkpoint`` (format, provenance, resume), ``live`` (DVCLive), ``build`` (the GAN; ``build.steps()``: the
+backend's half, ``gan_tf`` or ``gan_jax``, with its set-up, devices and runner).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -24,14 +26,13 @@ from tqdm import tqdm
 
 from . import losses, seeds
 from . import params as P
-from .build import build_gan, check_inputs, check_same_start, configure_tf, cpu_fallback_warning, train_devices
+from .build import build_gan, check_inputs, cpu_fallback_warning, steps
 from .checkpoint import CHECKPOINT, Checkpoint, provenance, save_checkpoint, start_or_resume
-from .distribute import make_strategy, sync_batch_norm
 from .errors import GanpipeError
 from .feed import Feed
 from .io import fresh_dir, write_json
 from .live import log_epoch, log_eval, open_live, publish, replay
-from .models import label_classes
+from .models import label_classes, sync_batch_norm
 from .plots import image_grid, to_uint8
 from .saving import save_model
 
@@ -114,13 +115,9 @@ class StepHook(keras.callbacks.Callback):
 
 def run_steps(gan, feed: Feed, n: int, hook: StepHook | None = None) -> int:
     """Run the ``n`` steps after the GAN's current step (within one epoch); return the step reached, which
-    is short of the end when a step's output was not finite (see ``gan.diverged``)."""
-    start = int(gan.step.numpy())
-    if start % feed.steps_per_epoch == 0:
-        gan.reset_sums()  # a new epoch
-    gan.fit(feed.dataset(start, n), epochs=1, steps_per_epoch=n, verbose=0, shuffle=False,
-            callbacks=[hook] if hook is not None else [])
-    return int(gan.step.numpy())
+    is short of the end when a step's output was not finite (see ``gan.diverged``). The backend's runner:
+    ``fit()`` on TensorFlow, K steps per ``jax.jit`` call on JAX."""
+    return steps().run_steps(gan, feed, n, hook)
 
 
 def _sample_grid(gan, z, labels, rows: int) -> np.ndarray:
@@ -151,15 +148,21 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
         log(f"train: auto params for {'RGB' if x.shape[3] == 3 else 'grey'} images: "
             + ", ".join(f"{k} {str(v).lower()}" for k, v in auto.items()))
     check_inputs(x, y, num_classes, model_cfg, train_cfg, quality)
+    backend = keras.backend.backend()
+    if train_cfg.backend not in ("auto", backend):
+        raise GanpipeError(f"train.backend: {train_cfg.backend} was asked for, but Keras runs on {backend} in this "
+                           "process (ganpipe.backend.use must choose it before Keras is imported)")
+    train_cfg = dataclasses.replace(train_cfg, backend=backend)  # the checkpoint's provenance and train.json name it
     pl = plan(len(x), train_cfg)
     quality = quality if train_cfg.eval_every else None
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT
-    strategy = make_strategy(train_cfg.strategy)  # before any other TF work (MultiWorkerMirroredStrategy needs it)
+    half = steps()  # gan_tf or gan_jax
+    strategy = half.make_strategy(train_cfg.strategy)  # before any other TF work (MultiWorkerMirroredStrategy needs it)
     if strategy is not None and train_cfg.batch_size % strategy.num_replicas_in_sync:
         raise GanpipeError(f"train.batch_size: {train_cfg.batch_size} is not divisible by the "
                            f"{strategy.num_replicas_in_sync} replicas of train.strategy {train_cfg.strategy}")
     policy = keras.mixed_precision.global_policy()
-    configure_tf(train_cfg, seed, second_order=losses.second_order(model_cfg))
+    half.configure(train_cfg, seed, second_order=losses.second_order(model_cfg))
     try:
         gan = build_gan(model_cfg, train_cfg, x.shape[1], x.shape[3], num_classes, strategy, seed=seed,
                         schedule_steps=pl.planned_steps)
@@ -167,9 +170,9 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
                           schedule_steps=pl.planned_steps)
         ckpt = start_or_resume(gan, ckpt_path, prov, pl.total_steps, log)
         if train_cfg.strategy == "multi_worker":
-            check_same_start(strategy, ckpt.step)
+            half.check_same_start(strategy, ckpt.step)
         resumed_from = ckpt.step
-        devices = train_devices(strategy)
+        devices = half.devices(strategy)
         log(f"train: on {', '.join(devices)}")
         if (warning := cpu_fallback_warning(devices)) is not None:
             log(warning)
@@ -186,7 +189,8 @@ def train(x: np.ndarray, y: np.ndarray | None, num_classes: int, data_digest: st
             wall = time.perf_counter() - t0
             sync_batch_norm([gan.generator, gan.discriminator], on=False)
             kept = export(gan, ckpt, final, train_cfg.keep, Path(models_dir))
-            metrics = summary(pl, train_cfg, ckpt, kept, resumed_from, wall, final) | {"devices": devices, "auto": auto}
+            metrics = summary(pl, train_cfg, ckpt, kept, resumed_from, wall, final) | {"backend": backend, "devices": devices,
+                                                                                   "auto": auto}
             write_json(metrics_path, metrics)
     finally:
         keras.mixed_precision.set_global_policy(policy)

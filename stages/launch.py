@@ -1,4 +1,5 @@
-"""Run a stage script with TensorFlow's C++ start-up chatter filtered out of stderr (stages/python.sh runs this).
+"""Run a stage script with Keras' backend chosen and TensorFlow's C++ start-up chatter filtered out of stderr
+(stages/python.sh runs this).
 
 ``TF_CPP_MIN_LOG_LEVEL`` hides TensorFlow's info and warning logs only after absl's logging starts; the
 lines logged before that (the absl banner, CUDA stub probes on machines without a GPU, the CPU-feature
@@ -68,10 +69,21 @@ def filter_stderr() -> None:
         pass
 
 
+def choose_backend() -> None:
+    """Keras' backend before the stage imports Keras: ``KERAS_BACKEND`` or ``auto``'s choice (the train stage
+    then applies ``train.backend``); on JAX, TensorFlow is made unimportable (``ganpipe.backend``)."""
+    try:
+        from ganpipe import backend
+    except ImportError:  # a script outside the project (the tests' probes)
+        return
+    backend.use(backend.default(), deterministic=True, key="KERAS_BACKEND")
+
+
 def main() -> None:
     script = sys.argv[1]
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2") != "0":
         filter_stderr()
+    choose_backend()
     sys.argv = sys.argv[1:]
     runpy.run_path(script, run_name="__main__")
 

@@ -2,11 +2,9 @@
 evaluations during training) the features stage's classifier and real statistics; write models/,
 checkpoints/ (persistent, for resuming), metrics/train.json and DVCLive logs under metrics/train/."""
 
-from ganpipe import params
+from ganpipe import backend, params
 from ganpipe.splits import load_split
 from ganpipe.stage import run_stage
-from ganpipe.tracking import QualityTracker
-from ganpipe.training import train
 
 TRAIN = "data/prepared/train"
 CLASSIFIER = "models/classifier.keras"
@@ -17,6 +15,9 @@ def main() -> None:
     base = params.load("base")
     model_cfg = params.load("model")
     train_cfg = params.load("train")
+    backend.use(train_cfg.backend, train_cfg.deterministic, strategy=train_cfg.strategy)
+    from ganpipe.tracking import QualityTracker  # here, not at the top: Keras is imported after its backend is chosen
+    from ganpipe.training import train
     data = load_split(TRAIN, mmap=True)  # read a batch at a time: the split may be larger than memory
     quality = QualityTracker(CLASSIFIER, REAL_STATS, train_cfg.eval_samples, base.seed) if train_cfg.eval_every else None
     m = train(data.x, data.y, len(data.class_names or []), data.digest, model_cfg, train_cfg, base.seed, checkpoint_dir="checkpoints",

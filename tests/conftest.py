@@ -192,7 +192,7 @@ TINY_MODEL = dict(arch="dcgan", loss="ns", latent_dim=16, g_width=16, d_width=16
                   conditional=False, gp_weight=10.0, r1_gamma=0.0, r2_gamma=0.0, reg_interval=16, critic_steps=1)
 TINY_TRAIN = dict(batch_size=32, epochs=2, kimg=None, max_steps=None, g_lr=2e-4, d_lr=2e-4, beta1=0.5, beta2=0.999, lr_schedule="constant",
                   ema_decay=0.99, ema_rampup=0.05, augment=[], augment_p=1.0, ada_target=0.6, ada_kimg=100.0,
-                  checkpoint_every=10, eval_every=0.0, eval_samples=2000, keep="last", strategy="default",
+                  checkpoint_every=10, eval_every=0.0, eval_samples=2000, keep="last", backend="auto", strategy="default",
                   precision="float32", jit_compile=False, steps_per_execution=1, deterministic=True, sample_grid=4)
 
 
@@ -202,10 +202,10 @@ def train_as_on_a_gpu(monkeypatch) -> str:
     the GPU; returns that device's name."""
     import tensorflow as tf
 
-    from ganpipe import distribute, training
+    from ganpipe import distribute, gan_tf
 
     cpu = tf.config.list_logical_devices("CPU")[0].name
-    monkeypatch.setattr(training, "make_strategy", lambda kind: distribute.make_strategy(kind, gpus=[cpu]))
+    monkeypatch.setattr(gan_tf, "make_strategy", lambda kind: distribute.make_strategy(kind, gpus=[cpu]))
     return cpu
 
 

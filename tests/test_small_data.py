@@ -29,7 +29,7 @@ def digest(path: Path) -> str:
 
 def _gan(train=None):
     mc, tc = tiny_cfgs(train=train)
-    build.configure_tf(tc, 0)
+    build.configure(tc, 0)
     return build.build_gan(mc, tc, 28, 1, 10, seed=0)
 
 
@@ -89,7 +89,7 @@ def test_ada_moves_p_toward_the_target_every_interval_and_clips():
     """The controller runs in the step (no host round trip): driven here through the GAN's own update with
     chosen r_t values, 0.2 per adjustment (batch 50, ada_kimg 1)."""
     from ganpipe.augment import ADA_INTERVAL
-    from ganpipe.gan import GAN
+    from ganpipe.gan_tf import TFGAN as GAN
 
     g, d = build_models(params.from_dict(params.Model, TINY_MODEL), 28, 1, 0)
     gan = GAN(g, d, augment=("translation",), augment_p="adaptive", ada_target=0.6, ada_kimg=1.0, batch_size=50)

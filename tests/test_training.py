@@ -13,7 +13,7 @@ import pytest
 
 from ganpipe import build, checkpoint, feed, training
 from ganpipe.errors import GanpipeError
-from ganpipe.gan import ema_update
+from ganpipe.gan_tf import ema_update
 from ganpipe.saving import load_model
 from tests.conftest import tiny_cfgs, train_as_on_a_gpu
 
@@ -64,7 +64,7 @@ def test_ema_update_math():
     ema_update(ema, live, 0.0)  # decay 0 copies the live weights
     np.testing.assert_allclose(ema[0].numpy(), [3.0, -2.0])
     # the XLA-fused version the train step uses computes the same
-    from ganpipe.gan import fused_ema_update
+    from ganpipe.gan_tf import fused_ema_update
 
     ema = [keras.Variable(np.array([1.0, 2.0], np.float32))]
     fused_ema_update(ema, live)(np.float32(0.9))
@@ -365,7 +365,7 @@ def test_a_skipped_mixed_float16_update_does_not_hold_back_the_step(small_data):
 
     x, y = small_data
     mc, tc = tiny_cfgs(train={"precision": "mixed_float16", "deterministic": False})
-    build.configure_tf(tc, 0)
+    build.configure(tc, 0)
     try:
         gan = build.build_gan(mc, tc, 28, 1, 10, seed=0)
         for opt in (gan.d_optimizer, gan.g_optimizer):  # every gradient overflows float16: both updates skipped
@@ -389,7 +389,7 @@ def test_training_on_the_cpu_beside_an_nvidia_driver_is_announced():
     assert line.startswith("train: warning: ") and "make setup GPU=1" in line
     assert build.cpu_fallback_warning(["/device:CPU:0"], driver=False) is None
     assert build.cpu_fallback_warning(["/job:localhost/replica:0/task:0/device:GPU:0"], driver=True) is None
-    assert build.cpu_fallback_warning(build.train_devices(None)) is None  # this machine: no driver, no GPU
+    assert build.cpu_fallback_warning(build.steps().devices(None)) is None  # this machine: no driver, no GPU
 
 
 def test_lr_schedule_decays_from_the_step_counter_over_the_planned_length(tmp_path, small_data):
@@ -405,7 +405,7 @@ def test_lr_schedule_decays_from_the_step_counter_over_the_planned_length(tmp_pa
     assert float(build.lr_factor("constant", 5, 8)) == 1.0
 
     mc, tc = tiny_cfgs(train={"lr_schedule": "linear", "g_lr": 1e-3})
-    build.configure_tf(tc, 0)
+    build.configure(tc, 0)
     gan = build.build_gan(mc, tc, 28, 1, 10, seed=0, schedule_steps=16)
     gan.step.assign(4)
     assert float(tf.convert_to_tensor(gan.g_optimizer.learning_rate)) == pytest.approx(1e-3 * 0.75)
