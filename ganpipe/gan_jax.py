@@ -242,15 +242,18 @@ class JaxGAN(GAN):
             donate = (0,) if jax.devices()[0].platform != "cpu" else ()  # the CPU cannot donate buffers
             self._run = jax.jit(self._chunk, donate_argnums=donate)
         if self._feed is not feed:  # the split onto the device once per feed, when it fits
-            device = jax.devices()[0]
+            self._device = device = jax.devices()[0]
             resident = int(np.prod(feed.x.shape)) <= DEVICE_DATA_BYTES
             self._x = jax.device_put(np.asarray(feed.x[:]), device) if resident else None
             self._y = jax.device_put(np.asarray(feed.labels, np.int32), device)
             self._feed = feed
         state = self.state() | {"last": {k: jnp.float32(0.0) for k in ("d_loss", "g_loss")}}
         images = None if self._x is not None else np.stack([np.asarray(feed.x[i]) for i in idx])
-        idx = jnp.asarray(idx, jnp.int32)
-        state = self._run(state, self._x, self._y, idx, images, jnp.asarray(active))
+        # every argument committed to the device: a mix of committed (a call's outputs) and uncommitted
+        # (fresh) arrays is another signature to jax.jit, and each one compiled the program again
+        args = jax.device_put((state, idx.astype(np.int32), images, np.asarray(active)), self._device)
+        state, idx, images, active = args
+        state = self._run(state, self._x, self._y, idx, images, active)
         last = state.pop("last")
         self.set_state(state)
         return {k: float(v) for k, v in last.items()}

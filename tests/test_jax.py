@@ -1,0 +1,87 @@
+"""Training on Keras' JAX backend (``train.backend: jax``): the same recipe as on TensorFlow, many steps per
+``jax.jit`` call, the same bytes at any steps per call and across a resume, and no TensorFlow anywhere on
+the path. The runs happen in fresh processes (tests/jax_run.py): this one runs Keras on TensorFlow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def jax_runs(out: Path, jobs: list[dict]) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "tests.jax_run", str(out), json.dumps(jobs)], cwd=REPO,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    result = json.loads(line[len("RESULT "):])
+    assert result["tensorflow_modules"] == [], result["tensorflow_modules"][:5]
+    return result["jobs"]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_jax_trains_the_same_bytes_at_any_steps_per_call_twice_and_across_a_resume(tmp_path):
+    """Adaptive augmentation (ADA's controller in the step), lazy R1 and a cosine learning-rate schedule,
+    checkpoints and segments off the calls' boundaries (epochs of 8 steps, checkpoints every 5): 1 and 3
+    steps per call, a second identical run, and a run cut at step 7 and resumed at 2 steps per call give
+    the same bytes, and no TensorFlow module is loaded."""
+    model = {"r1_gamma": 1.0, "reg_interval": 3}
+    train = {"checkpoint_every": 5, "augment": ["translation", "cutout", "brightness", "saturation", "contrast"],
+             "augment_p": "adaptive", "ada_kimg": 0.5, "ada_target": 0.1, "d_lr": 2e-3, "lr_schedule": "cosine"}
+    jobs = jax_runs(tmp_path, [
+        {"name": "one", "model": model, "train": train},
+        {"name": "again", "model": model, "train": train},
+        {"name": "three", "model": model, "train": train | {"steps_per_execution": 3}},
+        {"name": "cut", "model": model, "train": train | {"steps_per_execution": 3, "max_steps": 7}},
+        {"name": "cut", "model": model, "train": train | {"steps_per_execution": 2}},
+    ])
+    m = jobs["cut"]["metrics"]
+    assert m["resumed_from_step"] == 7 and m["backend"] == "jax", jobs["cut"]["log"]
+    assert m["devices"][0].startswith("cpu:0") and jobs["one"]["finite"]
+    for name in ("models/generator.keras", "models/discriminator.keras", "ckpt/ckpt.npz",
+                 "live/plots/metrics/d_loss.tsv", "live/plots/metrics/augment_p.tsv", "live/plots/metrics/r1.tsv"):
+        assert (digest(tmp_path / "one" / name) == digest(tmp_path / "again" / name)
+                == digest(tmp_path / "three" / name) == digest(tmp_path / "cut" / name)), name
+    p = [float(r.split("\t")[1]) for r in (tmp_path / "one/live/plots/metrics/augment_p.tsv").read_text().splitlines()[1:]]
+    assert max(p) > 0  # the controller moved p
+    r1 = [float(r.split("\t")[1]) for r in (tmp_path / "one/live/plots/metrics/r1.tsv").read_text().splitlines()[1:]]
+    assert all(v > 0 for v in r1)  # the lazy regulariser ran and reported
+
+
+# each architecture and each loss once, conditional and not (the loss code does not depend on the
+# architecture; each job compiles its own step, about 10 s on a 2-core CPU)
+ARCH_LOSS = [("dcgan", "hinge", True), ("resnet", "wgan-gp", False), ("mlp", "ns", True)]
+
+
+def test_every_arch_loss_conditioning_and_precision_trains_on_jax(tmp_path):
+    jobs = [{"name": f"{arch}-{loss}-{cond}", "model": {"arch": arch, "loss": loss, "conditional": cond,
+                                                        "spectral_norm": arch == "resnet"},
+             "train": {"max_steps": 3}} for arch, loss, cond in ARCH_LOSS]
+    jobs.append({"name": "bf16", "train": {"max_steps": 3, "precision": "mixed_bfloat16"}})
+    jobs.append({"name": "critic2-r2", "model": {"critic_steps": 2, "r2_gamma": 1.0, "reg_interval": 2},
+                 "train": {"max_steps": 3, "augment": ["translation"], "augment_p": 0.5}})
+    done = jax_runs(tmp_path, jobs)
+    for job in jobs:
+        r = done[job["name"]]
+        assert r["finite"] and r["metrics"]["steps"] == 3 and r["metrics"]["backend"] == "jax", (job, r)
+    assert set(json.loads((tmp_path / "critic2-r2/train.json").read_text())) >= {"d_loss", "g_loss", "rt"}
+
+
+@pytest.mark.parametrize("value, key", [({"backend": "jax", "strategy": "mirrored"}, "train.strategy"),
+                                        ({"backend": "jax", "precision": "mixed_float16"}, "train.precision")])
+def test_what_jax_cannot_run_is_refused_with_the_key_named(value, key):
+    from ganpipe import params
+    from ganpipe.errors import ParamsError
+    from tests.conftest import TINY_TRAIN
+
+    with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
+        params.from_dict(params.Train, TINY_TRAIN | value, where="params.yaml")
