@@ -27,9 +27,14 @@ XLA_DETERMINISTIC = "--xla_gpu_deterministic_ops=true"
 
 
 def installed(name: str) -> bool:
+    """Whether module ``name`` (dotted names too) can be imported, without importing it (a dotted name
+    imports its parent packages)."""
     if sys.modules.get(name, False) is None:  # blocked by use("jax")
         return False
-    return importlib.util.find_spec(name) is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:  # a parent package is missing
+        return False
 
 
 def jax_has_cuda() -> bool:
@@ -39,7 +44,7 @@ def jax_has_cuda() -> bool:
 
 def tensorflow_has_cuda() -> bool:
     """TensorFlow's CUDA libraries are installed (``make setup GPU=1``: NVIDIA's cuDNN wheel)."""
-    return installed("nvidia") and importlib.util.find_spec("nvidia.cudnn") is not None
+    return installed("nvidia.cudnn")
 
 
 def default() -> str:
