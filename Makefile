@@ -17,7 +17,7 @@ PYTEST_ARGS ?= -n auto --dist loadfile
 GPU_STAMP := $(VENV)/.ganpipe-gpu
 GPU ?= $(if $(wildcard $(GPU_STAMP)),1,)
 
-.PHONY: run test setup dataset compare lock lock-gpu
+.PHONY: run test setup dataset compare lock lock-gpu wheelhouse
 
 run: setup dataset
 	$(VENV)/bin/dvc repro
@@ -63,6 +63,11 @@ lock-gpu: setup
 	{ sed -n '1,2p' requirements-gpu.lock; $(PY) -c 'import json; r = json.load(open("/tmp/ganpipe-gpu-report.json")); \
 	  print("\n".join(sorted(i["metadata"]["name"] + "==" + i["metadata"]["version"] for i in r["install"])))'; } > requirements-gpu.lock.new
 	mv requirements-gpu.lock.new requirements-gpu.lock
+
+# For a GPU machine without a package index (Python 3.12, JAX on CUDA, no TensorFlow): the wheels the stages
+# need that its image lacks, and Fashion-MNIST, in .wheelhouse/ (~51 MiB); bench/gpu_check.sh installs them.
+wheelhouse: setup dataset
+	$(PY) bench/wheelhouse.py --out .wheelhouse
 
 # Fashion-MNIST from Debian's package, or Keras' cache; never downloaded at run time.
 dataset:

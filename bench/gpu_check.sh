@@ -1,116 +1,148 @@
 #!/usr/bin/env bash
-# The GPU check: run it on a machine with an NVIDIA GPU (about 8 minutes); it writes one log,
-# bench/results/gpu_check-<UTC time>.log, and prints it as it goes.
+# The GPU check, for a GPU machine without a package index (this project's lent H200s, many HPC nodes):
+# Python 3.12 with JAX on CUDA, no TensorFlow. It runs the real stages under `dvc repro` on Keras' JAX
+# backend from the offline wheelhouse alone, and writes one log, bench/results/gpu_check-<UTC time>.log
+# (printed as it goes), with the profiles' sample grids beside it (and in $OUT when that is set).
 #
-#   bash bench/gpu_check.sh              (from anywhere)
-#   GPU_CHECK_CPU=1 bash bench/gpu_check.sh   on a machine without a GPU: the same steps on the CPU
-#                                        (a dry run of the script itself; the figures are not GPU figures)
+#   make wheelhouse                           here, on a machine with an index: .wheelhouse/ (~21 MiB)
+#   bash bench/gpu_check.sh                   there, with .wheelhouse/ carried along (at most ~9 minutes)
+#   GPU_CHECK_CPU=1 bash bench/gpu_check.sh   here, without a GPU: the same steps in a stand-in for the
+#                                             GPU image (a Python 3.12 venv of the image's packages from
+#                                             PyPI, CPU JAX, no TensorFlow) at the tiny profile's sizes
 #
-# 1. set-up: `make setup GPU=1` (the locked TensorFlow with NVIDIA's CUDA wheels, requirements-gpu.lock)
-#    and the dataset; then the devices TensorFlow sees. No GPU seen: the check stops (exit 2) unless
-#    GPU_CHECK_CPU=1. Set-up impossible (no package index): Keras on JAX instead (exit 3).
-# 2. where the train stage's batches land (on a GPU: already on the GPU, uint8, by device prefetch);
-#    the real stages on the tiny profile with augmentation on (prepare, features, train, generate,
-#    evaluate), twice in two fresh copies of the project: train.json's devices, img/s, and whether the
-#    two runs' generator, samples and eval.json are the same bytes (op determinism on the GPU).
-# 3. bench/train_throughput.py (dcgan + ns, the default model): img/s of the stage against a plain
-#    tf.function step at batch 64, 256 and 1024 in mixed_bfloat16, with the stage's input prefetched onto
-#    the GPU (train.strategy: default's one-device strategy) against the same stage fed from the host
-#    (--host-input); at 64 and 1024 also float32 and bfloat16 with op determinism on and off, XLA, and 8
-#    steps per execution (11 runs, ~25 s each).
-# STEPS (default 30) sets the timed steps of 3, BATCHES (default "64 256 1024") its batch sizes; with
-# GPU_CHECK_CPU=1 they default to 3 and "64".
+# 1. the interpreter and its packages: the wheelhouse installed with `pip install --no-index --no-deps
+#    --target`; JAX's devices; TensorFlow must not be importable.
+# 2. the default params (`dvc repro` as a user runs it: train.backend auto is jax there), then
+#    profiles/gpu.yaml on top: train.json's backend, devices, img/s and wall time, eval.json's fd_clf, the
+#    sample grid. Each profile's train and generate run a second time in a copy (checkpoints removed):
+#    the generator and samples must be the same bytes (XLA's deterministic GPU ops).
+# 3. throughput of the stage's step machinery (bench/backend_throughput.py, JAX): batch 64 float32 and
+#    1024 bfloat16 at 200 steps per call (the issue's goals: 55k and 250k img/s on an H200).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-if [ "${GPU_CHECK_CPU:-}" = 1 ]; then STEPS=${STEPS:-3}; BATCHES=${BATCHES:-64}; fi
-STEPS=${STEPS:-30}
-BATCHES=${BATCHES:-64 256 1024}
+CPU=${GPU_CHECK_CPU:-}
 mkdir -p bench/results
-export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2} TQDM_DISABLE=1  # a readable log: no start-up chatter, no bars
-LOG="bench/results/gpu_check-$(date -u +%Y%m%dT%H%M%SZ).log"
+export TQDM_DISABLE=1 KERAS_BACKEND=jax TF_CPP_MIN_LOG_LEVEL=2
+TAG=$(date -u +%Y%m%dT%H%M%SZ)
+LOG="bench/results/gpu_check-$TAG.log"
 exec > >(tee "$LOG") 2>&1
 t0=$(date +%s)
 stamp() { echo "== [$(( $(date +%s) - t0 )) s] $*"; }
 
 stamp "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "nvidia-smi: not found"
-grep -m1 "model name" /proc/cpuinfo; nproc
-GPU=1
-[ "${GPU_CHECK_CPU:-}" = 1 ] && GPU=
-stamp "set-up (make setup${GPU:+ GPU=1} dataset)"
-if ! make -s setup dataset ${GPU:+GPU=1}; then
-    # A machine without a package index (this project's lent GPUs have none) cannot install the CUDA
-    # wheels: the same networks under Keras' JAX backend instead (bench/jax_throughput.py; every step
-    # XLA-compiled; plain steps, no EMA or input pipeline). Wheels that machine lacks may be put in .whl/.
-    stamp "set-up failed: Keras on JAX instead"
-    if ls .whl/*.whl >/dev/null 2>&1; then
-        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/ganpipe-site .whl/*.whl &&
-            export PYTHONPATH=/tmp/ganpipe-site${PYTHONPATH:+:$PYTHONPATH}
+grep -m1 "model name" /proc/cpuinfo; nproc; grep -o -m1 'avx512f' /proc/cpuinfo || echo "no avx512f"
+
+SITE=/tmp/ganpipe-site
+if [ -n "$CPU" ]; then
+    stamp "a CPU stand-in for the GPU image (GPU_CHECK_CPU=1)"
+    PYV=$(command -v python3.12 || command -v python3)
+    IMAGE=/tmp/ganpipe-image
+    if [ ! -x "$IMAGE/bin/python" ]; then
+        "$PYV" -m venv "$IMAGE" && "$IMAGE/bin/python" -m pip install -q --upgrade pip &&
+            "$ROOT/.venv/bin/python" bench/wheelhouse.py --image-part | grep -v '^setuptools==' > /tmp/ganpipe-image.txt &&
+            "$IMAGE/bin/python" -m pip install -q -r /tmp/ganpipe-image.txt || { echo "stand-in set-up failed"; exit 1; }
     fi
-    KERAS_BACKEND=jax python3 bench/jax_throughput.py --steps "$STEPS"
-    stamp "done (JAX fallback); log: $LOG"
-    exit 3
+    PY="$IMAGE/bin/python"
+    WHV=$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+    [ -d .wheelhouse ] || "$ROOT/.venv/bin/python" bench/wheelhouse.py --python-version "$WHV" || exit 1
+else
+    PY=$(command -v python3)
 fi
-PY="$ROOT/.venv/bin/python"
-$PY -c "import tensorflow as tf; print('TensorFlow', tf.__version__, 'GPUs:', tf.config.list_physical_devices('GPU'))"
-if ! $PY -c "import sys, tensorflow as tf; sys.exit(0 if tf.config.list_physical_devices('GPU') else 1)" 2>/dev/null; then
-    if [ "${GPU_CHECK_CPU:-}" != 1 ]; then echo "no GPU visible to TensorFlow: stopping (GPU_CHECK_CPU=1 runs it on the CPU)"; exit 2; fi
-    echo "no GPU: running on the CPU (GPU_CHECK_CPU=1)"
-fi
-
-stamp "where the train stage's batches land (train.strategy: default)"
-$PY - 2>&1 <<'PY' | grep -v "^[IWE]0000 \|^WARNING: All log messages"  # TensorFlow's start-up chatter
-import numpy as np
-from ganpipe.distribute import make_strategy
-from ganpipe.feed import Feed
-strategy = make_strategy("default")
-feed = Feed(np.zeros((256, 28, 28, 1), np.uint8), np.zeros(256, np.int32), 64, 0, strategy)
-x, _ = next(iter(feed.dataset(0, 1)))
-print("strategy:", type(strategy).__name__ if strategy else None, "| a batch is on:", x.device, x.dtype.name)
+[ -n "$(ls .wheelhouse/*.whl 2>/dev/null)" ] || { echo "no .wheelhouse/: run 'make wheelhouse' on a machine with an index and carry it"; exit 1; }
+stamp "the wheelhouse into $SITE ($(du -sh .wheelhouse | cut -f1))"
+rm -rf "$SITE"
+"$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .wheelhouse/*.whl || exit 1
+export PYTHONPATH="$SITE"
+"$PY" - <<'PY' || exit 1
+import importlib.util, sys
+import jax
+print("python", sys.version.split()[0], "| jax", jax.__version__, "| devices:", jax.devices())
+print("tensorflow importable:", importlib.util.find_spec("tensorflow") is not None)
 PY
+if ! "$PY" -c "from ganpipe.decoders import find_fashion_mnist; find_fashion_mnist()" 2>/dev/null; then
+    export KERAS_HOME=/tmp/ganpipe-keras  # Fashion-MNIST from the wheelhouse, where Keras' cache would hold it
+    mkdir -p "$KERAS_HOME/datasets" && cp -r .wheelhouse/fashion-mnist "$KERAS_HOME/datasets/"
+fi
+if [ -z "$CPU" ] && ! "$PY" -c "import jax, sys; sys.exit(0 if jax.default_backend() == 'gpu' else 1)"; then
+    echo "JAX sees no GPU: stopping (GPU_CHECK_CPU=1 runs the check on the CPU)"; exit 2
+fi
 
-stamp "the stages, tiny profile with augmentation on, twice"
-for run in a b; do
-    W=$(mktemp -d /tmp/ganpipe-gpu-check-$run.XXXX)
-    git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$W"
-    ln -s "$ROOT/.venv" "$W/.venv"
-    (cd "$W" && $PY - <<'PY'
-import yaml
+# A copy of the project (tracked files) with its own git repo and .venv/bin/python -> this interpreter.
+project() {
+    local w=$1
+    mkdir -p "$w"
+    git -C "$ROOT" ls-files -z | (cd "$ROOT" && tar --null -T - -cf -) | tar -xf - -C "$w"
+    mkdir -p "$w/.venv/bin" && ln -s "$PY" "$w/.venv/bin/python"
+    (cd "$w" && git init -q && git add -A && git -c user.email=check@ganpipe.invalid -c user.name=check commit -qm check)
+}
+profile() {  # apply profiles/$1.yaml (and JSON overrides $2) to params.yaml
+    "$PY" - "$1" "${2:-{\}}" <<'PY'
+import json, sys, yaml
 from ganpipe.profiles import load_profile
 p = yaml.safe_load(open("params.yaml"))
-for section, values in load_profile("tiny", ".").items():
+for name in [n for n in sys.argv[1].split("+") if n]:
+    for section, values in load_profile(name, ".").items():
+        p[section].update(values)
+for section, values in json.loads(sys.argv[2]).items():
     p[section].update(values)
-p["train"].update({"augment_p": 1.0, "eval_every": 0, "keep": "last"})  # DiffAugment on every step
 open("params.yaml", "w").write(yaml.safe_dump(p, sort_keys=False))
 PY
-    )
-    for stage in prepare features train generate evaluate; do
-        (cd "$W" && sh stages/python.sh "stages/$stage.py" 2>&1 | grep -v "^\s*$" | tail -2) || { echo "stage $stage failed"; exit 1; }
-    done
-    (cd "$W" && $PY -c "import json; m = json.load(open('metrics/train.json')); print('train:', m['devices'], m['img_per_sec'], 'img/s')")
-    (cd "$W" && sha256sum models/generator.keras data/generated/samples.npz metrics/eval.json) > "/tmp/ganpipe-gpu-check-$run.sha"
-    cat "/tmp/ganpipe-gpu-check-$run.sha"
-    rm -rf "$W"
-done
-if diff -q /tmp/ganpipe-gpu-check-a.sha /tmp/ganpipe-gpu-check-b.sha >/dev/null; then
-    echo "bytes: the two runs are identical (generator, samples, eval.json)"
-else
-    echo "bytes: the two runs DIFFER"; diff /tmp/ganpipe-gpu-check-a.sha /tmp/ganpipe-gpu-check-b.sha
-fi
+}
+report() {  # what a run made
+    "$PY" - <<'PY'
+import json
+t = json.load(open("metrics/train.json")); e = json.load(open("metrics/eval.json"))
+print(f"train: backend {t['backend']}, devices {t['devices']}, {t['kimg']} kimg, {t['img_per_sec']} img/s, "
+      f"{t['wall_seconds']} s; kept {t['kept']}")
+print(f"eval: fd_clf {e['fd_clf']:.3f}, kid_clf_mean {e['kid_clf_mean']:.4f}, precision {e['precision_clf']:.3f}, "
+      f"recall {e['recall_clf']:.3f}")
+PY
+}
+same_bytes() {  # train and generate again in a copy of $1 (checkpoints removed): the same generator and samples?
+    local a=$1 b=$1-again
+    rm -rf "$b" && cp -a "$a" "$b" && rm -rf "$b/checkpoints"
+    (cd "$b" && sh stages/python.sh stages/train.py >/dev/null 2>&1 && sh stages/python.sh stages/generate.py >/dev/null 2>&1) ||
+        { echo "bytes: the second run failed"; return; }
+    if (cd "$a" && sha256sum models/generator.keras data/generated/samples.npz) | (cd "$b" && sha256sum -c --quiet); then
+        echo "bytes: the second run's generator and samples are identical"
+    else
+        echo "bytes: the second run DIFFERS"
+    fi
+}
 
-stamp "throughput (bench/train_throughput.py, dcgan + ns)"
-syn=""; $PY -c "from ganpipe.decoders import find_fashion_mnist; find_fashion_mnist()" >/dev/null 2>&1 || syn="--synthetic"
-ERR=/tmp/ganpipe-gpu-check-throughput.err
-tp() { timeout 120 $PY bench/train_throughput.py --archs dcgan --losses ns --steps "$STEPS" --rounds 1 $syn "$@" 2>>"$ERR" |
-       tail -1 | sed "s|^|$* : |"; }
-for batch in $BATCHES; do
-    tp --batch $batch --precision mixed_bfloat16 --deterministic off --host-input
-    [ "$batch" = 256 ] && continue  # the full matrix at the smallest and largest batch only (time)
-    tp --batch $batch --precision float32 --deterministic on
-    tp --batch $batch --precision float32 --deterministic off
-    tp --batch $batch --precision mixed_bfloat16 --deterministic on
-    tp --batch $batch --precision mixed_bfloat16 --xla
-    tp --batch $batch --precision mixed_bfloat16 --deterministic off --steps-per-execution 8
+W=/tmp/ganpipe-gpu-check
+rm -rf "$W" "$W-again"
+project "$W"
+cd "$W"
+if [ -n "$CPU" ]; then  # the tiny profile's sizes: the CPU runs what the GPU runs, smaller
+    DEFAULT=tiny; GPU_PROFILE=tiny+gpu; GPU_OVERRIDES='{"train": {"kimg": 24, "epochs": null, "eval_every": 8, "steps_per_execution": 32, "checkpoint_every": 100}}'
+else
+    DEFAULT=; GPU_PROFILE=gpu; GPU_OVERRIDES='{}'
+fi
+for run in default gpu; do
+    if [ "$run" = default ]; then
+        stamp "the stages, default params${DEFAULT:+ (CPU: profile $DEFAULT)}: dvc repro"
+        profile "$DEFAULT"
+    else
+        stamp "the stages, profile $GPU_PROFILE: dvc repro (prepare and features unchanged)"
+        profile "$GPU_PROFILE" "$GPU_OVERRIDES"
+    fi
+    "$PY" -m dvc repro 2>&1 | grep -E "^(Running stage|train:|features:|generate:|evaluate:|prepare:|error|ERROR)" | cut -c1-220
+    [ -f metrics/eval.json ] || { echo "the pipeline failed"; exit 1; }
+    report
+    cp data/generated/plots/samples.png "$ROOT/bench/results/gpu_check-$TAG-$run-samples.png"
+    [ -n "${OUT:-}" ] && cp data/generated/plots/samples.png "$OUT/gpu_check-$run-samples.png"
+    stamp "the same bytes twice ($run)"
+    same_bytes "$W"
 done
-stamp "done; log: $LOG (the benches' stderr: $ERR)"
+cd "$ROOT"
+
+stamp "throughput of the stage's steps (bench/backend_throughput.py, jax)"
+if [ -n "$CPU" ]; then TP="--batches 64 --steps 16 --steps-per-execution 8"; else TP="--batches 64,1024 --steps 2000 --steps-per-execution 200"; fi
+"$PY" bench/backend_throughput.py --backends jax $TP --rounds 1 --synthetic --precisions float32 2>&1 | tail -3
+[ -z "$CPU" ] && "$PY" bench/backend_throughput.py --backends jax --batches 1024 --steps 2000 --steps-per-execution 200 \
+    --rounds 1 --synthetic --precisions mixed_bfloat16 2>&1 | tail -1
+[ -n "${OUT:-}" ] && cp "$LOG" "$OUT/"
+stamp "done; log: $LOG"
