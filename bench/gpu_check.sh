@@ -37,12 +37,18 @@ grep -m1 "model name" /proc/cpuinfo; nproc; grep -o -m1 'avx512f' /proc/cpuinfo 
 SITE=/tmp/ganpipe-site
 if [ -n "$CPU" ]; then
     stamp "a CPU stand-in for the GPU image (GPU_CHECK_CPU=1)"
-    PYV=$(command -v python3.12 || command -v python3)
+    PYV=python3  # the image's Python is 3.12: take one where there is one (a pyenv shim may not run)
+    for cand in python3.12 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12; do
+        if "$cand" -c "" 2>/dev/null; then PYV=$cand; break; fi
+    done
     IMAGE=/tmp/ganpipe-image
     if [ ! -x "$IMAGE/bin/python" ]; then
-        "$PYV" -m venv "$IMAGE" && "$IMAGE/bin/python" -m pip install -q --upgrade pip &&
-            "$ROOT/.venv/bin/python" bench/wheelhouse.py --image-part | grep -v '^setuptools==' > /tmp/ganpipe-image.txt &&
-            "$IMAGE/bin/python" -m pip install -q -r /tmp/ganpipe-image.txt || { echo "stand-in set-up failed"; exit 1; }
+        "$ROOT/.venv/bin/python" bench/wheelhouse.py --image-part | grep -v '^setuptools==' > /tmp/ganpipe-image.txt
+        "$PYV" -m venv "$IMAGE" && "$IMAGE/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location"
+        "$IMAGE/bin/python" -m pip install -q -r /tmp/ganpipe-image.txt 2>&1 | grep -v "^WARNING: Location"
+    fi
+    if ! "$IMAGE/bin/python" -c "import jax, numpy, scipy, skimage, yaml" 2>/dev/null; then
+        echo "stand-in set-up failed"; rm -rf "$IMAGE"; exit 1
     fi
     PY="$IMAGE/bin/python"
     WHV=$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
@@ -74,7 +80,9 @@ project() {
     local w=$1
     mkdir -p "$w"
     git -C "$ROOT" ls-files -z | (cd "$ROOT" && tar --null -T - -cf -) | tar -xf - -C "$w"
-    mkdir -p "$w/.venv/bin" && ln -s "$PY" "$w/.venv/bin/python"
+    # a wrapper, not a link: a venv's python found through a link elsewhere loses its venv (pyvenv.cfg is
+    # looked for beside the path it was started by), and the image's python3 is a venv's
+    mkdir -p "$w/.venv/bin" && printf '#!/bin/sh\nexec "%s" "$@"\n' "$PY" > "$w/.venv/bin/python" && chmod +x "$w/.venv/bin/python"
     (cd "$w" && git init -q && git add -A && git -c user.email=check@ganpipe.invalid -c user.name=check commit -qm check)
 }
 profile() {  # apply profiles/$1.yaml (and JSON overrides $2) to params.yaml
@@ -129,8 +137,10 @@ for run in default gpu; do
         stamp "the stages, profile $GPU_PROFILE: dvc repro (prepare and features unchanged)"
         profile "$GPU_PROFILE" "$GPU_OVERRIDES"
     fi
-    "$PY" -m dvc repro 2>&1 | grep -E "^(Running stage|train:|features:|generate:|evaluate:|prepare:|error|ERROR)" | cut -c1-220
-    [ -f metrics/eval.json ] || { echo "the pipeline failed"; exit 1; }
+    "$PY" -m dvc repro > /tmp/ganpipe-gpu-check-$run.log 2>&1
+    status=$?
+    grep -E "^(Running stage|train:|features:|generate:|evaluate:|prepare:|error|ERROR)" /tmp/ganpipe-gpu-check-$run.log | cut -c1-220
+    [ $status = 0 ] || { tail -20 /tmp/ganpipe-gpu-check-$run.log; echo "the pipeline failed"; exit 1; }
     report
     cp data/generated/plots/samples.png "$ROOT/bench/results/gpu_check-$TAG-$run-samples.png"
     [ -n "${OUT:-}" ] && cp data/generated/plots/samples.png "$OUT/gpu_check-$run-samples.png"

@@ -74,9 +74,14 @@ def choose_backend() -> None:
     then applies ``train.backend``); on JAX, TensorFlow is made unimportable (``ganpipe.backend``)."""
     try:
         from ganpipe import backend
+        from ganpipe.errors import GanpipeError, one_line
     except ImportError:  # a script outside the project (the tests' probes)
         return
-    backend.use(backend.default(), deterministic=True, key="KERAS_BACKEND")
+    try:
+        backend.use(backend.default(), deterministic=True, key="KERAS_BACKEND")
+    except GanpipeError as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        sys.exit(1)
 
 
 def main() -> None:
