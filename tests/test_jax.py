@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -140,3 +141,48 @@ def test_the_pipeline_on_jax_loads_no_tensorflow_in_any_stage_and_trains_as_well
     ceiling = json.loads((tf_repo / "metrics/eval_details.json").read_text())["reference"]["ceiling_untrained_generator"]["fd_clf"]
     assert abs(ours - theirs) < theirs / 3, (ours, theirs)
     assert max(ours, theirs) < ceiling / 2, (ours, theirs, ceiling)  # the tiny profile's ceiling: 85
+
+
+def test_the_backend_is_chosen_before_keras_and_auto_keeps_tensorflow_on_a_cpu(monkeypatch):
+    import typing
+
+    import keras
+
+    from ganpipe import backend, params
+    from ganpipe.errors import GanpipeError
+
+    assert set(backend.BACKENDS) | {"auto"} == set(typing.get_args(typing.get_type_hints(params.Train)["backend"]))
+    assert backend.resolve("auto") == "tensorflow"  # this machine: TensorFlow, and JAX without CUDA
+    assert backend.resolve("jax") == "jax"
+    monkeypatch.setattr(backend, "jax_has_cuda", lambda: True)
+    assert backend.resolve("auto") == "jax"  # a JAX GPU build beside a CPU-only TensorFlow
+    assert backend.resolve("auto", strategy="mirrored") == "tensorflow"
+    monkeypatch.setattr(backend, "tensorflow_has_cuda", lambda: True)
+    assert backend.resolve("auto") == "tensorflow"
+    assert keras.backend.backend() == "tensorflow"  # this process
+    with pytest.raises(GanpipeError, match=r"train\.backend: jax was asked for, but Keras was already imported"):
+        backend.use("jax")
+    monkeypatch.setattr(backend, "installed", lambda name: False)
+    with pytest.raises(GanpipeError, match=r"train\.backend: tensorflow is not installed here"):
+        backend.use("tensorflow")
+
+
+def test_on_jax_tensorflow_cannot_be_imported_and_a_later_choice_of_tensorflow_undoes_it():
+    code = """
+import os
+from ganpipe import backend
+assert backend.use("jax", deterministic=True) == "jax"
+assert os.environ["KERAS_BACKEND"] == "jax" and "--xla_gpu_deterministic_ops=true" in os.environ["XLA_FLAGS"]
+try:
+    import tensorflow
+    raise SystemExit("tensorflow imported")
+except ImportError:
+    pass
+assert backend.use("tensorflow") == "tensorflow" and "XLA_FLAGS" not in os.environ
+import keras, tensorflow
+assert keras.backend.backend() == "tensorflow"
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "XLA_FLAGS")})
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]

@@ -390,6 +390,10 @@ def test_training_on_the_cpu_beside_an_nvidia_driver_is_announced():
     assert build.cpu_fallback_warning(["/device:CPU:0"], driver=False) is None
     assert build.cpu_fallback_warning(["/job:localhost/replica:0/task:0/device:GPU:0"], driver=True) is None
     assert build.cpu_fallback_warning(build.steps().devices(None)) is None  # this machine: no driver, no GPU
+    # JAX's devices ("cpu:0 (cpu)", "gpu:0 (NVIDIA H200)"): its own fix is named
+    jax_line = build.cpu_fallback_warning(["cpu:0 (cpu)"], driver=True, backend="jax")
+    assert "JAX sees no GPU" in jax_line and "jax[cuda13]" in jax_line
+    assert build.cpu_fallback_warning(["gpu:0 (NVIDIA H200)"], driver=True, backend="jax") is None
 
 
 def test_lr_schedule_decays_from_the_step_counter_over_the_planned_length(tmp_path, small_data):
