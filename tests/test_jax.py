@@ -112,7 +112,7 @@ def test_the_pipeline_on_jax_loads_no_tensorflow_in_any_stage_and_trains_as_well
     seeds' spread is the noise, so the bound is a third of the TensorFlow run's FD; both are under half
     the untrained generator's (85 with the tiny profile's 32-d classifier)."""
     from ganpipe.score import score
-    from tests.conftest import dvc, make_repo, set_params, sh, tiny_pipeline_params
+    from tests.conftest import make_repo, set_params, sh, tiny_pipeline_params
 
     repo = make_repo(tmp_path)
     tiny_pipeline_params(repo)
