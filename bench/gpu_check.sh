@@ -112,15 +112,16 @@ same_bytes() {  # train and generate again in a copy of $1 (checkpoints removed)
     local a=$1 b=$1-again
     rm -rf "$b" && cp -a "$a" "$b" && rm -rf "$b/checkpoints"
     (cd "$b" && sh stages/python.sh stages/train.py >/dev/null 2>&1 && sh stages/python.sh stages/generate.py >/dev/null 2>&1) ||
-        { echo "bytes: the second run failed"; return; }
+        { echo "bytes: the second run failed"; DIFFERS=1; return; }
     if (cd "$a" && sha256sum models/generator.keras data/generated/samples.npz) | (cd "$b" && sha256sum -c --quiet); then
         echo "bytes: the second run's generator and samples are identical"
     else
-        echo "bytes: the second run DIFFERS"
+        echo "bytes: the second run DIFFERS"; DIFFERS=1
     fi
 }
 
 W=/tmp/ganpipe-gpu-check
+DIFFERS=
 rm -rf "$W" "$W-again"
 project "$W"
 cd "$W"
@@ -156,3 +157,4 @@ if [ -n "$CPU" ]; then TP="--batches 64 --steps 16 --steps-per-execution 8"; els
     --rounds 1 --synthetic --precisions mixed_bfloat16 2>&1 | tail -1
 [ -n "${OUT:-}" ] && cp "$LOG" "$OUT/"
 stamp "done; log: $LOG"
+[ -z "$DIFFERS" ] || { echo "a rerun was not the same bytes"; exit 1; }

@@ -21,7 +21,7 @@ from .models import build_models, label_classes, sync_batch_norm
 
 def steps():
     """The current backend's half of training: ``gan_tf`` or ``gan_jax`` (each provides ``configure``,
-    ``make_strategy``, ``devices``, ``run_steps`` and its GAN class)."""
+    ``make_strategy``, ``devices``, ``run_steps`` and its GAN class, ``MODEL``)."""
     if keras.backend.backend() == "jax":
         from . import gan_jax as module  # here, not at the top: each imports its own framework, and the
     else:  # JAX path must never load TensorFlow
@@ -69,14 +69,12 @@ def _build_gan(model_cfg, train_cfg, size, channels, num_classes, replicated, se
         ema.set_weights(g.get_weights())
     if replicated:  # batch statistics over the global batch (one device: its own batch is the global one)
         sync_batch_norm([g, d])
-    module = steps()
-    gan_class = module.JaxGAN if keras.backend.backend() == "jax" else module.TFGAN
-    gan = gan_class(g, d, ema, loss=model_cfg.loss, latent_dim=model_cfg.latent_dim,
-              num_classes=label_classes(model_cfg, num_classes), gp_weight=model_cfg.gp_weight,
-              critic_steps=model_cfg.critic_steps, ema_decay=train_cfg.ema_decay, ema_rampup=train_cfg.ema_rampup,
-              batch_size=train_cfg.batch_size, augment=train_cfg.augment, augment_p=train_cfg.augment_p,
-              ada_target=train_cfg.ada_target, ada_kimg=train_cfg.ada_kimg, seed=seed,
-              regularisers=losses.active_regularisers(model_cfg), reg_interval=model_cfg.reg_interval)
+    gan = steps().MODEL(g, d, ema, loss=model_cfg.loss, latent_dim=model_cfg.latent_dim,
+                        num_classes=label_classes(model_cfg, num_classes), gp_weight=model_cfg.gp_weight,
+                        critic_steps=model_cfg.critic_steps, ema_decay=train_cfg.ema_decay, ema_rampup=train_cfg.ema_rampup,
+                        batch_size=train_cfg.batch_size, augment=train_cfg.augment, augment_p=train_cfg.augment_p,
+                        ada_target=train_cfg.ada_target, ada_kimg=train_cfg.ada_kimg, seed=seed,
+                        regularisers=losses.active_regularisers(model_cfg), reg_interval=model_cfg.reg_interval)
 
     jax = keras.backend.backend() == "jax"
     if jax:  # the JAX step writes the scheduled rate into the optimizer before each update

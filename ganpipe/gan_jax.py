@@ -259,6 +259,9 @@ class JaxGAN(GAN):
         return {k: float(v) for k, v in last.items()}
 
 
+
+MODEL = JaxGAN  # build.build_gan's class on this backend
+
 def run_steps(gan: JaxGAN, feed, n: int, hook=None) -> int:
     """``n`` steps from the GAN's current step (within one epoch), ``gan.steps_per_execution`` per call;
     returns the step reached (short of the end when a step's output was not finite)."""

@@ -273,6 +273,9 @@ def devices(strategy) -> list[str]:
     return [(gpus[0] if gpus else tf.config.list_logical_devices("CPU")[0]).name]
 
 
+
+MODEL = TFGAN  # build.build_gan's class on this backend
+
 def run_steps(gan, feed, n: int, hook=None) -> int:
     """Run the ``n`` steps after the GAN's current step (within one epoch); return the step reached, which
     is short of the end when a step's output was not finite (see ``gan.diverged``)."""
