@@ -2,7 +2,7 @@
 
 Used by tests/test_jax.py (the test process runs Keras on TensorFlow, and Keras' backend is chosen once
 per process):  python -m tests.jax_run OUT_DIR JOBS_JSON
-JOBS_JSON: a list of {"name", "model", "train", "seed"}; each job trains 256 real Fashion-MNIST images
+JOBS_JSON: a list of {"name", "model", "train", "seed", "device_data_bytes"}; each job trains 256 real Fashion-MNIST images
 into OUT_DIR/<name> (a job whose folder holds a checkpoint resumes from it).
 """
 
@@ -20,7 +20,7 @@ def main(out: str, jobs: str) -> None:
     backend.use("jax")
     import numpy as np
 
-    from ganpipe import training
+    from ganpipe import gan_jax, training
     from ganpipe.decoders import load_fashion_mnist
     from ganpipe.models import label_classes
     from ganpipe.saving import load_model
@@ -32,6 +32,7 @@ def main(out: str, jobs: str) -> None:
     for job in json.loads(jobs):
         mc, tc = tiny_cfgs(job.get("model"), {"backend": "jax"} | job.get("train", {}))
         d = Path(out) / job["name"]
+        gan_jax.DEVICE_DATA_BYTES = job.get("device_data_bytes", 2 << 30)  # 0: batches gathered on the host
         log: list[str] = []
         m = training.train(x, y, 10, "digest", mc, tc, job.get("seed", 0), checkpoint_dir=d / "ckpt",
                            models_dir=d / "models", metrics_path=d / "train.json", live_dir=d / "live",

@@ -33,8 +33,9 @@ def digest(path: Path) -> str:
 def test_jax_trains_the_same_bytes_at_any_steps_per_call_twice_and_across_a_resume(tmp_path):
     """Adaptive augmentation (ADA's controller in the step), lazy R1 and a cosine learning-rate schedule,
     checkpoints and segments off the calls' boundaries (epochs of 8 steps, checkpoints every 5): 1 and 3
-    steps per call, a second identical run, and a run cut at step 7 and resumed at 2 steps per call give
-    the same bytes, and no TensorFlow module is loaded."""
+    steps per call, a second identical run, batches gathered on the host instead of from the split on the
+    device (what a split too large for the device takes), and a run cut at step 7 and resumed at 2 steps
+    per call give the same bytes, and no TensorFlow module is loaded."""
     model = {"r1_gamma": 1.0, "reg_interval": 3}
     train = {"checkpoint_every": 5, "augment": ["translation", "cutout", "brightness", "saturation", "contrast"],
              "augment_p": "adaptive", "ada_kimg": 0.5, "ada_target": 0.1, "d_lr": 2e-3, "lr_schedule": "cosine"}
@@ -42,6 +43,7 @@ def test_jax_trains_the_same_bytes_at_any_steps_per_call_twice_and_across_a_resu
         {"name": "one", "model": model, "train": train},
         {"name": "again", "model": model, "train": train},
         {"name": "three", "model": model, "train": train | {"steps_per_execution": 3}},
+        {"name": "host", "model": model, "train": train | {"steps_per_execution": 3}, "device_data_bytes": 0},
         {"name": "cut", "model": model, "train": train | {"steps_per_execution": 3, "max_steps": 7}},
         {"name": "cut", "model": model, "train": train | {"steps_per_execution": 2}},
     ])
@@ -50,8 +52,8 @@ def test_jax_trains_the_same_bytes_at_any_steps_per_call_twice_and_across_a_resu
     assert m["devices"][0].startswith("cpu:0") and jobs["one"]["finite"]
     for name in ("models/generator.keras", "models/discriminator.keras", "ckpt/ckpt.npz",
                  "live/plots/metrics/d_loss.tsv", "live/plots/metrics/augment_p.tsv", "live/plots/metrics/r1.tsv"):
-        assert (digest(tmp_path / "one" / name) == digest(tmp_path / "again" / name)
-                == digest(tmp_path / "three" / name) == digest(tmp_path / "cut" / name)), name
+        assert (digest(tmp_path / "one" / name) == digest(tmp_path / "again" / name) == digest(tmp_path / "three" / name)
+                == digest(tmp_path / "host" / name) == digest(tmp_path / "cut" / name)), name
     p = [float(r.split("\t")[1]) for r in (tmp_path / "one/live/plots/metrics/augment_p.tsv").read_text().splitlines()[1:]]
     assert max(p) > 0  # the controller moved p
     r1 = [float(r.split("\t")[1]) for r in (tmp_path / "one/live/plots/metrics/r1.tsv").read_text().splitlines()[1:]]
