@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import backend
 from .errors import GanpipeError, one_line
 
 
@@ -102,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unrecognized arguments: {' '.join(extra)}")
     args.dvc_args = extra
     try:
+        if args.command == "evaluate":  # the one command that runs Keras: its backend before Keras is imported
+            backend.use(backend.default(), key="KERAS_BACKEND")
         if args.command == "exp":
             return _exp(args)
         {"report": _report, "evaluate": _evaluate, "compare": _compare}[args.command](args)
