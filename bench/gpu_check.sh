@@ -79,11 +79,21 @@ fi
 project() {
     local w=$1
     mkdir -p "$w"
-    git -C "$ROOT" ls-files -z | (cd "$ROOT" && tar --null -T - -cf -) | tar -xf - -C "$w"
+    if git -C "$ROOT" ls-files >/dev/null 2>&1; then
+        git -C "$ROOT" ls-files -z | (cd "$ROOT" && tar --null -T - -cf -) | tar -xf - -C "$w"
+    else  # a copy of the tree without its .git (as the device tool sends it): everything but outputs and caches
+        (cd "$ROOT" && tar --exclude=./.git --exclude=./.venv --exclude=./.wheelhouse --exclude=./.dvc/cache \
+            --exclude=./.dvc/tmp --exclude=./data/prepared --exclude=./data/features --exclude=./data/generated \
+            --exclude=./models --exclude=./checkpoints --exclude=./bench/results -cf - .) | tar -xf - -C "$w"
+    fi
     # a wrapper, not a link: a venv's python found through a link elsewhere loses its venv (pyvenv.cfg is
     # looked for beside the path it was started by), and the image's python3 is a venv's
     mkdir -p "$w/.venv/bin" && printf '#!/bin/sh\nexec "%s" "$@"\n' "$PY" > "$w/.venv/bin/python" && chmod +x "$w/.venv/bin/python"
-    (cd "$w" && git init -q && git add -A && git -c user.email=check@ganpipe.invalid -c user.name=check commit -qm check)
+    if command -v git >/dev/null; then
+        (cd "$w" && git init -q && git add -A && git -c user.email=check@ganpipe.invalid -c user.name=check commit -qm check)
+    else  # DVC without git
+        (cd "$w" && "$PY" -m dvc config --local core.no_scm true)
+    fi
 }
 profile() {  # apply profiles/$1.yaml (and JSON overrides $2) to params.yaml
     "$PY" - "$1" "${2:-{\}}" <<'PY'
