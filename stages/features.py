@@ -2,11 +2,7 @@
 data/features/real_stats.npz (real test-set feature mean/covariance in float64, and the features)
 and metrics/features.json (test accuracy)."""
 
-from ganpipe import params, seeds
-from ganpipe.features import (ClassifierExtractor, check_real_count, classifier_task, reference_images,
-                               reference_split, save_real_stats, train_classifier)
-from ganpipe.io import write_json
-from ganpipe.saving import save_model
+from ganpipe import backend, params, seeds
 from ganpipe.splits import load_split
 from ganpipe.stage import run_stage
 
@@ -16,6 +12,15 @@ CLASSIFIER = "models/classifier.keras"
 def main() -> None:
     base = params.load("base")
     cfg = params.load("features")
+    # On JAX, without XLA's deterministic GPU ops: the classifier's max-pooling gradient (select-and-scatter)
+    # has no deterministic XLA GPU kernel, and the flag makes its compilation fail. Before Keras is imported.
+    backend.use(backend.default(), deterministic=False, key="KERAS_BACKEND")
+    # here, not at the top: these import Keras, after its backend is chosen
+    from ganpipe.features import (ClassifierExtractor, check_real_count, classifier_task, reference_images,
+                                   reference_split, save_real_stats, train_classifier)
+    from ganpipe.io import write_json
+    from ganpipe.saving import save_model
+
     seeds.exact_inference(base.seed)  # the real statistics in full float32, as evaluate's features of the samples
     train, test = load_split("data/prepared/train"), load_split("data/prepared/test")
     x, y, names, xt, yt = train.x, train.y, train.class_names, test.x, test.y

@@ -98,7 +98,7 @@ def _report():  # what this process loaded, as it exits: one JSON line per proce
     tf = sorted(k for k, v in sys.modules.items() if v is not None and k.split(".")[0] == "tensorflow")
     with open(os.environ["GANPIPE_MODULES_LOG"], "a") as f:
         f.write(json.dumps({"argv": sys.argv, "keras": keras.backend.backend() if keras else None,
-                            "tensorflow": tf[:5]}) + "\\n")
+                            "tensorflow": tf[:5], "xla_flags": os.environ.get("XLA_FLAGS", "")}) + "\\n")
 
 atexit.register(_report)
 '''
@@ -131,6 +131,10 @@ def test_the_pipeline_on_jax_loads_no_tensorflow_in_any_stage_and_trains_as_well
     assert set(stages) == {"prepare", "features", "train", "generate", "evaluate"}, records
     assert all(r["tensorflow"] == [] for r in records), records
     assert all(stages[s]["keras"] == "jax" for s in ("features", "train", "generate", "evaluate")), stages
+    # XLA's deterministic GPU ops, but not for the classifier's training (max-pooling's gradient has no
+    # deterministic XLA GPU kernel: the flag would fail its compilation on a GPU)
+    deterministic = {s: "--xla_gpu_deterministic_ops=true" in r["xla_flags"] for s, r in stages.items()}
+    assert deterministic == {"prepare": True, "features": False, "train": True, "generate": True, "evaluate": True}
     train = json.loads((repo / "metrics/train.json").read_text())
     details = json.loads((repo / "metrics/eval_details.json").read_text())
     assert train["backend"] == "jax" and details["protocol"]["backend"] == "jax", (train, details["protocol"])
