@@ -13,7 +13,7 @@ regularisers, from the same modules. What differs is only the bookkeeping:
   program is compiled per run and the steps compute the same bytes at any K (tested).
 - The train split lives on the device when it fits (:data:`DEVICE_DATA_BYTES`); a step gathers its batch
   there from the indices of the seeded epoch order (``feed.Feed.indices``, the order TensorFlow's input
-  uses). A larger split is gathered on the host, K batches per call.
+  uses). A larger split is gathered on the host, K batches per call, one call ahead (a reader thread).
 - A step's random draws come from ``jax.random`` (threefry: the same bits on a CPU and a GPU) keyed by
   ``(seed, train.step_noise, step, name)``: other numbers than TensorFlow's stateless generators, the
   same distributions.
@@ -29,6 +29,8 @@ regularisers, from the same modules. What differs is only the bookkeeping:
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import jax.numpy as jnp
@@ -235,20 +237,32 @@ class JaxGAN(GAN):
         state, _ = jax.lax.scan(body, state, (idx, images, active))
         return state
 
-    def run_chunk(self, feed, idx: np.ndarray, active: np.ndarray) -> dict:
-        """Run one call: ``idx`` (K, B) image indices, ``active`` (K,) which of the K steps run. Returns the
-        last step's losses (floats, read on the host)."""
+    def bind(self, feed) -> bool:
+        """Compile the call on first use and put ``feed``'s split on the device once when it fits; returns
+        whether it did (else batches are gathered on the host: :meth:`host_batches`)."""
         if self._run is None:
             donate = (0,) if jax.devices()[0].platform != "cpu" else ()  # the CPU cannot donate buffers
             self._run = jax.jit(self._chunk, donate_argnums=donate)
-        if self._feed is not feed:  # the split onto the device once per feed, when it fits
+        if self._feed is not feed:
             self._device = device = jax.devices()[0]
             resident = int(np.prod(feed.x.shape)) <= DEVICE_DATA_BYTES
             self._x = jax.device_put(np.asarray(feed.x[:]), device) if resident else None
             self._y = jax.device_put(np.asarray(feed.labels, np.int32), device)
             self._feed = feed
+        return self._x is not None
+
+    @staticmethod
+    def host_batches(feed, idx: np.ndarray) -> np.ndarray:
+        """The images of one call's steps, (K, B, H, W, C) uint8, gathered on the host."""
+        return np.stack([np.asarray(feed.x[i]) for i in idx])
+
+    def run_chunk(self, feed, idx: np.ndarray, active: np.ndarray, images: np.ndarray | None = None) -> dict:
+        """Run one call: ``idx`` (K, B) image indices, ``active`` (K,) which of the K steps run; ``images``:
+        their batches when the split is not on the device (gathered here when not given). Returns the last
+        step's losses (floats, read on the host)."""
+        if not self.bind(feed) and images is None:
+            images = self.host_batches(feed, idx)
         state = self.state() | {"last": {k: jnp.float32(0.0) for k in ("d_loss", "g_loss")}}
-        images = None if self._x is not None else np.stack([np.asarray(feed.x[i]) for i in idx])
         # every argument committed to the device: a mix of committed (a call's outputs) and uncommitted
         # (fresh) arrays is another signature to jax.jit, and each one compiled the program again
         args = jax.device_put((state, idx.astype(np.int32), images, np.asarray(active)), self._device)
@@ -259,29 +273,39 @@ class JaxGAN(GAN):
         return {k: float(v) for k, v in last.items()}
 
 
-
 MODEL = JaxGAN  # build.build_gan's class on this backend
+
 
 def run_steps(gan: JaxGAN, feed, n: int, hook=None) -> int:
     """``n`` steps from the GAN's current step (within one epoch), ``gan.steps_per_execution`` per call;
-    returns the step reached (short of the end when a step's output was not finite)."""
+    returns the step reached (short of the end when a step's output was not finite). A split that is not
+    on the device is read one call ahead: a thread gathers the next call's batches while this one runs."""
     start = int(gan.step.numpy())
     if start % feed.steps_per_epoch == 0:
         gan.reset_sums()  # a new epoch
     k = int(gan.steps_per_execution or 1)
     order = feed.indices(start, n)
-    gan.stop_training = False
-    if hook is not None:
-        hook.set_model(gan)
+    calls = []
     for first in range(0, n, k):
         rows = order[first:first + k]
         idx = np.zeros((k, feed.batch), np.int64)
         idx[:len(rows)] = rows
-        logs = gan.run_chunk(feed, idx, np.arange(k) < len(rows))
-        if hook is not None:
-            hook.on_train_batch_end(first, logs)
-        if int(gan.first_bad.numpy()) >= 0:
-            break
+        calls.append((first, idx, np.arange(k) < len(rows)))
+    gan.stop_training = False
+    if hook is not None:
+        hook.set_model(gan)
+    on_device = gan.bind(feed)
+    with ThreadPoolExecutor(1) as reader:
+        ahead = None if on_device else reader.submit(gan.host_batches, feed, calls[0][1])
+        for i, (first, idx, active) in enumerate(calls):
+            images = None if on_device else ahead.result()
+            if not on_device and i + 1 < len(calls):
+                ahead = reader.submit(gan.host_batches, feed, calls[i + 1][1])
+            logs = gan.run_chunk(feed, idx, active, images)
+            if hook is not None:
+                hook.on_train_batch_end(first, logs)
+            if int(gan.first_bad.numpy()) >= 0:
+                break
     return int(gan.step.numpy())
 
 
