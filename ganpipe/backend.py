@@ -87,8 +87,6 @@ def use(kind: str, deterministic: bool = True, key: str = "train.backend", strat
         if "tensorflow" not in sys.modules:
             sys.modules["tensorflow"] = None  # see the module docstring
         flags += [XLA_DETERMINISTIC] if deterministic else []
-    elif sys.modules.get("tensorflow", False) is None:
-        del sys.modules["tensorflow"]  # an earlier use("jax") blocked it
     if flags:
         os.environ["XLA_FLAGS"] = " ".join(flags)
     else:
@@ -96,13 +94,11 @@ def use(kind: str, deterministic: bool = True, key: str = "train.backend", strat
     return name
 
 
-def current() -> str:
-    """The backend Keras runs on in this process (imports Keras)."""
-    import keras  # here: the launcher and the params checks call this module before Keras may be imported
-
-    return keras.backend.backend()
-
-
 def tensorflow_modules() -> list[str]:
     """The TensorFlow modules loaded in this process (a blocked import's ``None`` entry is none)."""
     return sorted(k for k, v in sys.modules.items() if v is not None and (k == "tensorflow" or k.startswith("tensorflow.")))
+
+
+def xla_deterministic() -> bool:
+    """Whether XLA's deterministic GPU ops are on for this process (``use``'s ``deterministic``)."""
+    return XLA_DETERMINISTIC in os.environ.get("XLA_FLAGS", "").split()

@@ -14,9 +14,9 @@ The backend's own RNGs (weight initialisation, dropout, the classifier's shuffli
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from . import backend
 
 STREAMS: dict[str, tuple[int, ...] | None] = {
     "prepare.test_split": (1,),  # which images are held out, for sources without a split
@@ -70,7 +70,7 @@ def exact_inference(seed: int) -> dict:
 
         jax.config.update("jax_default_matmul_precision", "highest")
         return {"backend": "jax", "matmul_precision": str(jax.config.jax_default_matmul_precision),
-                "xla_deterministic_ops": "--xla_gpu_deterministic_ops=true" in os.environ.get("XLA_FLAGS", "")}
+                "xla_deterministic_ops": backend.xla_deterministic()}
     import tensorflow as tf
     from tensorflow.python.framework import config as tf_config
 
